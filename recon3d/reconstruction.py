@@ -1,0 +1,219 @@
+"""The typed result of :func:`recon3d.reconstruct`: mesh, texture, parameters and camera."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recon3d.camera import Camera
+from recon3d.models.head import SurfacePoints, interpolate_surface
+
+
+@dataclass
+class Reconstruction:
+    """A textured mesh of the person in a photo, in that photo's camera frame.
+
+    Attributes:
+        vertices: (V, 3) float32, metres, OpenCV camera frame of the photo (x right, y down,
+            z forward); ``camera.project(vertices)`` lands on the person in the photo.
+        faces: (F, 3) int64 triangles.
+        uv: (F, 3, 2) float32 per-corner texture coordinates (origin at the texture's
+            bottom-left, glTF/OBJ convention).
+        texture: (T, T, 3) uint8 RGB texture in the model's UV layout.
+        texture_confidence: (T, T) float32 in [0, 1]: how directly each texel was seen in the
+            photo (0 where the texture was completed).
+        camera: the photo's pinhole camera.
+        params: model parameters (``identity``, ``expression``, ``rotation``, ``translation``...).
+        target: ``"head"`` or ``"body"``.
+        image: (H, W, 3) uint8 input photo, as decoded (EXIF-rotated, RGB).
+        keypoints: (N, 3) float32 detected landmarks in image pixels (MediaPipe face mesh for
+            heads).
+        timings: seconds spent per pipeline stage.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    texture: np.ndarray
+    texture_confidence: np.ndarray
+    camera: Camera
+    params: dict[str, Any]
+    target: str
+    image: np.ndarray
+    keypoints: np.ndarray
+    landmark_points: dict[str, SurfacePoints] = field(default_factory=dict, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"Reconstruction(target={self.target!r}, vertices={self.vertices.shape}, "
+            f"faces={self.faces.shape}, texture={self.texture.shape}, "
+            f"image={self.image.shape[1]}x{self.image.shape[0]})"
+        )
+
+    # -- geometry -------------------------------------------------------------------------
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel positions in the input photo of (N, 3) camera-frame points."""
+        return self.camera.project(points)
+
+    def landmarks_3d(self, scheme: str = "ibug68") -> np.ndarray:
+        """(N, 3) landmark positions on the mesh, camera frame, metres.
+
+        Schemes: ``"ibug68"`` (the 68 iBUG/300-W points) and ``"mediapipe478"`` for heads."""
+        try:
+            points = self.landmark_points[scheme]
+        except KeyError:
+            raise ValueError(
+                f"unknown landmark scheme {scheme!r} for a {self.target} reconstruction; "
+                f"expected one of {sorted(self.landmark_points)}"
+            ) from None
+        return interpolate_surface(self.vertices, self.faces, points).astype(np.float32)
+
+    def landmarks_2d(self, scheme: str = "ibug68") -> np.ndarray:
+        """(N, 2) landmark positions projected into the input photo, pixels."""
+        return self.project(self.landmarks_3d(scheme)).astype(np.float32)
+
+    # -- mesh export ----------------------------------------------------------------------
+    def to_trimesh(self):
+        """A textured ``trimesh.Trimesh`` (vertices split where the UV layout has seams)."""
+        import trimesh
+        from PIL import Image
+
+        corner_uv = self.uv.reshape(-1, 2)
+        corner_vertex = self.faces.reshape(-1)
+        # One output vertex per distinct (vertex, uv) pair, so per-vertex UVs are exact.
+        key = np.c_[corner_vertex, np.round(corner_uv * 1e6).astype(np.int64)]
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        vertices = self.vertices[corner_vertex[first]]
+        uv = corner_uv[first]
+        faces = inverse.reshape(-1, 3)
+        material = trimesh.visual.material.SimpleMaterial(
+            image=Image.fromarray(self.texture), diffuse=(255, 255, 255, 255)
+        )
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+
+    def export(self, path: str | os.PathLike) -> list[pathlib.Path]:
+        """Write the textured mesh; the format follows the extension (``.obj`` with ``.mtl`` and
+        ``.png`` beside it, ``.glb`` self-contained, ``.ply`` with vertex colours). Files are
+        written atomically: on error nothing is left at the output paths.
+
+        Returns:
+            Every path written.
+        """
+        from recon3d.exchange import export_mesh
+
+        return export_mesh(self.to_trimesh(), path)
+
+    # -- pictures -------------------------------------------------------------------------
+    def render(
+        self,
+        yaw: float = 0.0,
+        pitch: float = 0.0,
+        *,
+        size: int = 512,
+        shading: str = "texture",
+        background: tuple[int, int, int] = (255, 255, 255),
+    ) -> np.ndarray:
+        """Render the mesh from a viewpoint orbiting its centre.
+
+        Args:
+            yaw: degrees around the vertical axis; 0 is the photo's viewpoint, 180 the back.
+                Positive values move the viewpoint to the person's left (the viewer's right).
+            pitch: degrees; positive values look from above.
+            size: output is ``size`` x ``size`` pixels.
+            shading: ``"texture"`` (unlit texture colours) or ``"geometry"`` (lit grey).
+            background: RGB of empty pixels.
+        Returns:
+            (size, size, 3) uint8 RGB image.
+        """
+        from recon3d.render.renderer import look_at_intrinsics, render_mesh
+
+        if shading not in ("texture", "geometry"):
+            raise ValueError(f"shading must be 'texture' or 'geometry', got {shading!r}")
+        centre = 0.5 * (self.vertices.min(0) + self.vertices.max(0))
+        rot = _orbit_rotation(yaw, pitch)
+        local = (self.vertices - centre) @ rot.T
+        radius = float(np.linalg.norm(self.vertices - centre, axis=1).max())
+        K = look_at_intrinsics(size, size, fov_deg=20.0)
+        distance = radius / np.tan(np.radians(20.0) / 2) * 1.05
+        cam = local + (0.0, 0.0, distance)
+        mesh = self.to_trimesh() if shading == "texture" else None
+        if mesh is not None:
+            # to_trimesh splits seam vertices; re-apply the same view transform to its vertices.
+            cam = (np.asarray(mesh.vertices) - centre) @ rot.T + (0.0, 0.0, distance)
+            out = render_mesh(cam, mesh.faces, K, (size, size), uv=mesh.visual.uv,
+                              texture=self.texture, background=background)  # fmt: skip
+        else:
+            grey = np.full((len(cam), 3), 200, np.uint8)
+            out = render_mesh(cam, self.faces, K, (size, size), vertex_colors=grey, lit=True,
+                              background=background)  # fmt: skip
+        return out.color
+
+    def overlay(self, *, alpha: float = 0.6, shading: str = "geometry") -> np.ndarray:
+        """The mesh rendered with the photo's own camera, blended over the photo.
+
+        Returns:
+            (H, W, 3) uint8 image of the input's size (rendered at most 1024 px on the long side).
+        """
+        import cv2
+
+        from recon3d.render.renderer import render_mesh
+
+        h, w = self.image.shape[:2]
+        shrink = min(1.0, 1024 / max(h, w))
+        rw, rh = max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)
+        K = self.camera.K.copy()
+        K[:2] *= shrink
+        K[:2, 2] = (self.camera.K[:2, 2] + 0.5) * shrink - 0.5
+        if shading == "texture":
+            mesh = self.to_trimesh()
+            out = render_mesh(np.asarray(mesh.vertices), mesh.faces, K, (rw, rh),
+                              uv=mesh.visual.uv, texture=self.texture)  # fmt: skip
+        else:
+            grey = np.full((len(self.vertices), 3), 200, np.uint8)
+            out = render_mesh(self.vertices, self.faces, K, (rw, rh), vertex_colors=grey, lit=True)
+        photo = cv2.resize(self.image, (rw, rh), interpolation=cv2.INTER_AREA) if shrink < 1 else self.image
+        mask = out.alpha[..., None]
+        blended = np.where(mask, (alpha * out.color + (1 - alpha) * photo), photo)
+        return blended.astype(np.uint8)
+
+    def preview(self, size: int = 384) -> np.ndarray:
+        """A strip for people: photo crop, geometry overlay, then textured views from the front,
+        the side (60°) and the back (180°), each ``size`` pixels tall.
+
+        Returns:
+            (size, 5 * size, 3) uint8 image.
+        """
+        import cv2
+
+        shrink = min(1.0, 1024 / max(self.image.shape[:2]))
+        x0, y0 = self.project(self.vertices).min(0) * shrink
+        x1, y1 = self.project(self.vertices).max(0) * shrink
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 0.65
+
+        def crop(img: np.ndarray) -> np.ndarray:
+            affine = np.array([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
+                               [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])  # fmt: skip
+            return cv2.warpAffine(img, affine, (size, size), flags=cv2.INTER_AREA,
+                                  borderValue=(255, 255, 255))  # fmt: skip
+
+        h, w = self.image.shape[:2]
+        photo = self.image if shrink == 1.0 else cv2.resize(
+            self.image, (max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)),
+            interpolation=cv2.INTER_AREA)  # fmt: skip
+        panels = [crop(photo), crop(self.overlay())]
+        panels += [self.render(yaw=y, size=size) for y in (0.0, 60.0, 180.0)]
+        return np.concatenate(panels, axis=1)
+
+
+def _orbit_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Rotation applied to the object so that the viewpoint orbits by (yaw, pitch)."""
+    y, p = np.radians(yaw_deg), np.radians(pitch_deg)
+    ry = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    return rx @ ry
