@@ -122,10 +122,7 @@ class HeadReconstructionPipeline:
                     )[0].cpu().numpy().astype(np.float64)
                 vertices = model_vertices @ fit.rotation.T + fit.translation
             with stage("texture", timings):
-                tex = project_texture(
-                    pixels, vertices, self.model.faces, camera.K,
-                    self.model.texel_face, self.model.texel_bary, self.model.texel_mirror,
-                )  # fmt: skip
+                tex = project_texture(pixels, vertices, self.model.faces, camera.K, self.model.texture_layout)
 
         params = {
             "identity": fit.identity,

@@ -6,9 +6,10 @@ given. Energy, with the landmarks' 2D positions normalised by the face size:
 
     E = Σ w_i |π(R·L_i + t) - x_i|² / s²                   (2D reprojection)
       + λ_z Σ |(d_i - mean d) - α (z_i - mean z)|² / s²     (MediaPipe depth, up to scale α)
-      + λ_id |c_id|² + λ_exp |c_exp|² + λ_box (bounds of c_exp)
+      + λ_id |c_id|² + λ_exp |c_exp|²,      with 0 ≤ c_exp ≤ 1
 
-solved with L-BFGS after a PnP initialisation; the rigid pose is solved first, then everything.
+solved by alternating PnP for the pose and a bounded linear least-squares solve for the
+coefficients (see :func:`fit_head`), from a PnP initialisation on the mean shape.
 A trained network (later) can provide ``init`` and the same energy refines it.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from recon3d.keypoints.base import FaceLandmarks
 from recon3d.models.head import HeadModel
@@ -36,13 +36,11 @@ class HeadFitOptions:
     """Weights and iteration counts of the head fit (defaults tuned for speed on a CPU)."""
 
     depth_weight: float = 0.3
-    identity_prior: float = 2e-3
-    expression_prior: float = 1e-3
-    bounds_weight: float = 10.0
+    identity_prior: float = 5e-7
+    expression_prior: float = 2e-7
     oval_weight: float = 0.3
     iris_weight: float = 0.2
-    rigid_iterations: int = 30
-    full_iterations: int = 80
+    iterations: int = 4
 
 
 @dataclass
@@ -55,6 +53,12 @@ class HeadFit:
     translation: np.ndarray
     reprojection_error_px: float
     history: list[float] = field(default_factory=list)
+
+
+def _expand(sub: np.ndarray, full: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = full.copy()
+    out[mask] = sub
+    return out
 
 
 def initial_pose(model_points: np.ndarray, image_points: np.ndarray, K: np.ndarray):
@@ -86,91 +90,95 @@ def fit_head(
 ) -> HeadFit:
     """Fit identity, expression and pose to one face's landmarks.
 
+    Alternates (1) the pose by PnP for the current shape and (2) identity, expression and the
+    depth scale by a bounded *linear* least-squares solve: for a fixed pose the perspective
+    residual ``(u - c_x)·Z - f·X`` is linear in the model coefficients, so each step is exact and
+    takes milliseconds, and the expression bounds [0, 1] are respected exactly.
+
     Args:
-        model: the head model (its buffers' device is used).
+        model: the head model.
         landmarks: (478, 3) MediaPipe points in image pixels.
         K: (3, 3) camera intrinsics in pixels.
         options: energy weights and iteration counts.
         init: a previous estimate (e.g. from a network) to start from instead of PnP.
     """
-    import roma
+    import cv2
+    from scipy.optimize import lsq_linear
 
     opts = options or HeadFitOptions()
-    device = model.mean_vertices.device
-    f64 = dict(device=device, dtype=torch.float64)
-    mean, id_basis, exp_basis = (t.to(**f64) for t in model.surface_basis("mediapipe478"))
-    target = torch.as_tensor(landmarks.points, **f64)
-    Kt = torch.as_tensor(K, **f64)
+    mean_t, id_t, exp_t = model.surface_basis("mediapipe478")
+    mean = mean_t.detach().cpu().numpy().astype(np.float64)  # (N, 3)
+    basis = np.concatenate([id_t.detach().cpu().numpy(), exp_t.detach().cpu().numpy()]).astype(np.float64)
+    basis = basis.transpose(1, 2, 0)  # (N, 3, K)
+    n_id, n_exp = model.num_identity, model.num_expression
+    n_coef = n_id + n_exp
+    target = landmarks.points.astype(np.float64)
+    uv, z_mp = np.ascontiguousarray(target[:, :2]), target[:, 2] - target[:, 2].mean()
     scale = max(landmarks.size, 1.0)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
 
     weights = np.ones(len(target))
     weights[_FACE_OVAL] = opts.oval_weight
     weights[_IRIS] = opts.iris_weight
-    w = torch.as_tensor(weights / weights.sum(), **f64)
+    weights /= weights.sum()
+    sqrt_w = np.sqrt(weights)
 
     if init is None:
-        rot0, t0 = initial_pose(mean.cpu().numpy(), landmarks.points[:, :2], K)
-        identity = torch.zeros(model.num_identity, **f64)
-        expression = torch.zeros(model.num_expression, **f64)
+        coeffs = np.zeros(n_coef)
+        rotation, translation = initial_pose(mean, uv, K)
     else:
-        rot0, t0 = init.rotation, init.translation
-        identity = torch.as_tensor(init.identity, **f64)
-        expression = torch.as_tensor(init.expression, **f64)
-    rotvec = roma.rotmat_to_rotvec(torch.as_tensor(rot0, **f64))
-    translation = torch.as_tensor(t0, **f64)
+        coeffs = np.r_[init.identity, init.expression].astype(np.float64)
+        rotation, translation = init.rotation.copy(), init.translation.copy()
+    alpha = 1.0
+    lower = np.r_[np.full(n_id, -np.inf), np.zeros(n_exp), 0.3]
+    upper = np.r_[np.full(n_id, np.inf), np.ones(n_exp), 3.0]
+    prior = np.sqrt(np.r_[np.full(n_id, opts.identity_prior), np.full(n_exp, opts.expression_prior)])
     history: list[float] = []
 
-    def energy(rotvec, translation, identity, expression):
-        points = mean + torch.einsum("k,knd->nd", identity, id_basis)
-        points = points + torch.einsum("k,knd->nd", expression, exp_basis)
-        cam = points @ roma.rotvec_to_rotmat(rotvec).T + translation
-        z = cam[:, 2].clamp_min(1e-4)
-        proj = cam[:, :2] / z[:, None] * Kt[[0, 1], [0, 1]] + Kt[:2, 2]
-        e2d = (w * ((proj - target[:, :2]) ** 2).sum(-1)).sum() / scale**2
-        # Depth offsets in pixels at the face's distance, against MediaPipe's relative z.
-        d_px = (z - z.mean()) * Kt[0, 0] / z.mean()
-        z_mp = target[:, 2] - target[:, 2].mean()
-        alpha = ((d_px * z_mp).sum() / (z_mp * z_mp).sum().clamp_min(1e-9)).detach().clamp(0.5, 2.0)
-        ez = (w * (d_px - alpha * z_mp) ** 2).sum() / scale**2
-        prior = opts.identity_prior * (identity**2).sum() + opts.expression_prior * (expression**2).sum()
-        bounds = opts.bounds_weight * (torch.relu(-expression) ** 2 + torch.relu(expression - 1) ** 2).sum()
-        return e2d + opts.depth_weight * ez + prior + bounds, proj
+    def shape(c: np.ndarray) -> np.ndarray:
+        return mean + basis @ c
 
-    def run(params: list[torch.Tensor], iterations: int) -> None:
-        if iterations <= 0:
-            return
-        for p in params:
-            p.requires_grad_(True)
-        optimizer = torch.optim.LBFGS(
-            params, lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-10, tolerance_change=1e-12,
-        )  # fmt: skip
+    for _ in range(opts.iterations):
+        # (1) Pose for the current shape.
+        points = shape(coeffs)
+        rvec, _ = cv2.Rodrigues(rotation)
+        ok, rvec, tvec = cv2.solvePnP(points, uv, K, None, rvec, translation.reshape(3, 1).copy(),
+                                      useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)  # fmt: skip
+        if ok and tvec[2, 0] > 0:
+            rotation, translation = cv2.Rodrigues(rvec)[0], tvec[:, 0]
+        # (2) Coefficients and depth scale for the current pose (linear, bounded).
+        z_now = (points @ rotation[2] + translation[2]).clip(1e-4)
+        z_mean = z_now.mean()
+        a_x = fx * rotation[0] + (cx - uv[:, :1]) * rotation[2]  # (N, 3)
+        a_y = fy * rotation[1] + (cy - uv[:, 1:]) * rotation[2]
+        row_scale = (sqrt_w / (z_now * scale))[:, None]
+        rows_x = np.einsum("nd,ndk->nk", a_x, basis) * row_scale
+        rhs_x = -((a_x * mean).sum(1) + fx * translation[0] + (cx - uv[:, 0]) * translation[2]) * row_scale[:, 0]
+        rows_y = np.einsum("nd,ndk->nk", a_y, basis) * row_scale
+        rhs_y = -((a_y * mean).sum(1) + fy * translation[1] + (cy - uv[:, 1]) * translation[2]) * row_scale[:, 0]
+        # Depth: (Z_i - mean Z)·f/Z̄ ≈ alpha·z_mp_i, in face-size units.
+        dz_basis = np.einsum("d,ndk->nk", rotation[2], basis)
+        dz_basis -= dz_basis.mean(0)
+        dz_mean = mean @ rotation[2]
+        dz_mean -= dz_mean.mean()
+        depth_scale = (np.sqrt(opts.depth_weight) * sqrt_w / scale)[:, None]
+        rows_z = np.c_[dz_basis * fx / z_mean, -z_mp] * depth_scale
+        rhs_z = -(dz_mean * fx / z_mean) * depth_scale[:, 0]
+        a = np.vstack([np.c_[rows_x, np.zeros(len(uv))], np.c_[rows_y, np.zeros(len(uv))], rows_z,
+                       np.c_[np.diag(prior), np.zeros(n_coef)]])  # fmt: skip
+        b = np.r_[rhs_x, rhs_y, rhs_z, np.zeros(n_coef)]
+        sol = lsq_linear(a, b, bounds=(lower, upper), method="bvls", lsmr_tol="auto")
+        coeffs, alpha = sol.x[:n_coef], sol.x[-1]
+        history.append(float(2 * sol.cost))
 
-        def closure():
-            optimizer.zero_grad()
-            loss, _ = energy(rotvec, translation, identity, expression)
-            loss.backward()
-            history.append(float(loss))
-            return loss
-
-        optimizer.step(closure)
-        for p in params:
-            p.requires_grad_(False)
-
-    if init is None:
-        run([rotvec, translation], opts.rigid_iterations)
-    run([rotvec, translation, identity, expression], opts.full_iterations)
-
-    with torch.no_grad():
-        expression.clamp_(0.0, 1.0)
-        _, proj = energy(rotvec, translation, identity, expression)
-        err = float((proj - target[:, :2]).norm(dim=-1).mean())
-        rotation = roma.rotvec_to_rotmat(rotvec)
+    points = shape(coeffs) @ rotation.T + translation
+    proj = points[:, :2] / points[:, 2:3] * (fx, fy) + (cx, cy)
+    err = float(np.linalg.norm(proj - uv, axis=1).mean())
     return HeadFit(
-        identity=identity.cpu().numpy().astype(np.float32),
-        expression=expression.cpu().numpy().astype(np.float32),
-        rotation=rotation.cpu().numpy(),
-        translation=translation.cpu().numpy(),
+        identity=coeffs[:n_id].astype(np.float32),
+        expression=coeffs[n_id:].astype(np.float32),
+        rotation=rotation,
+        translation=translation,
         reprojection_error_px=err,
         history=history,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recon3d.texture.projection import TextureLayout
 from recon3d.weights import cached_arrays
 
 ASSET = "head_model.safetensors"
@@ -53,9 +54,7 @@ class HeadModel(torch.nn.Module):
         self.faces = arrays["faces"].astype(np.int64)
         self.uv = arrays["uv"].astype(np.float32)
         self.face_uv = arrays["face_uv"].astype(np.int64)
-        self.texel_face = arrays["texel_face"]
-        self.texel_bary = arrays["texel_bary"].astype(np.float32)
-        self.texel_mirror = arrays["texel_mirror"]
+        self.texture_layout = TextureLayout(arrays["texel_face"], arrays["texel_bary"], arrays["texel_mirror"])
         self.landmarks = {
             "mediapipe478": SurfacePoints(arrays["mediapipe478_face"], arrays["mediapipe478_bary"]),
             "ibug68": SurfacePoints(arrays["ibug68_face"], arrays["ibug68_bary"]),

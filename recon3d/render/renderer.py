@@ -18,9 +18,10 @@ from recon3d.render.backend import import_pyrender
 # OpenCV camera frame -> OpenGL camera frame (y up, looking down -z).
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
-# pyrender's offscreen contexts are not thread-safe; one renderer is shared under a lock.
+# One offscreen renderer per process, resized per call, used under a lock: GL contexts are not
+# thread-safe, and deleting one EGL renderer terminates the display the others share.
 _LOCK = threading.RLock()
-_RENDERERS: dict[tuple[int, int], object] = {}
+_RENDERER: list[object] = []
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,15 @@ class RenderOutput:
 
 
 def _renderer(width: int, height: int):
+    """The shared renderer, resized to (width, height); call with ``_LOCK`` held."""
     pyrender = import_pyrender()
-    key = (width, height)
-    renderer = _RENDERERS.get(key)
-    if renderer is None:
+    if not _RENDERER:
         try:
-            renderer = pyrender.OffscreenRenderer(width, height)
+            _RENDERER.append(pyrender.OffscreenRenderer(width, height))
         except Exception as exc:  # EGL/OSMesa context creation raises assorted errors
             raise RendererUnavailableError(f"could not create an offscreen GL context: {exc}") from exc
-        # Keep a few sizes alive: contexts are costly to create (~0.5 s) but cheap to keep.
-        if len(_RENDERERS) >= 4:
-            _, old = _RENDERERS.popitem()
-            old.delete()
-        _RENDERERS[key] = renderer
+    renderer = _RENDERER[0]
+    renderer.viewport_width, renderer.viewport_height = width, height
     return renderer
 
 
@@ -92,7 +89,8 @@ def render_mesh(
         vertex_colors: (V, 3) uint8 colours, used when there is no texture.
         lit: shade with a head light (grey plastic look when there is no texture); unlit
             renders show the texture colours as they are.
-        depth_only: skip the colour pass.
+        depth_only: skip the colour pass. pyrender's depth pass culls back faces (it ignores
+            ``SKIP_CULL_FACES``), which suits visibility tests on closed, outward-facing meshes.
         background: RGB of empty pixels.
     Returns:
         RenderOutput with colour (unless ``depth_only``) and depth.
@@ -109,7 +107,11 @@ def render_mesh(
 
     if texture is not None and uv is not None:
         visual = trimesh.visual.TextureVisuals(
-            uv=uv, material=trimesh.visual.material.SimpleMaterial(image=_to_pil(texture))
+            uv=uv,
+            # White diffuse: trimesh's default (0.4 grey) would darken the texture.
+            material=trimesh.visual.material.SimpleMaterial(
+                image=_to_pil(texture), diffuse=(255, 255, 255, 255)
+            ),
         )
     elif vertex_colors is not None:
         visual = trimesh.visual.ColorVisuals(vertex_colors=vertex_colors)

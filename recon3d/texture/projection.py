@@ -11,6 +11,7 @@ seams without leaving marks because it works on the 3D mesh, not on the image.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,40 @@ from recon3d.render.renderer import render_mesh
 # Depth tolerance of the visibility test, relative to the distance (1 cm at 1 m).
 _DEPTH_TOLERANCE = 0.01
 _MAX_DEPTH_RENDER_SIDE = 1024
+
+
+class TextureLayout:
+    """A UV layout rasterised at one resolution, with the caches texturing needs.
+
+    Args:
+        texel_face: (T, T) int triangle under each texel, -1 outside the layout's islands.
+        texel_bary: (T, T, 2) first two barycentrics of each texel.
+        texel_mirror: (T, T) int flat index of each texel's left/right mirror texel.
+    """
+
+    def __init__(self, texel_face: np.ndarray, texel_bary: np.ndarray, texel_mirror: np.ndarray) -> None:
+        if texel_face.ndim != 2 or texel_face.shape[0] != texel_face.shape[1]:
+            raise ValueError(f"expected a square (T, T) texel map, got {texel_face.shape}")
+        self.size = int(texel_face.shape[0])
+        self.texel_face = texel_face
+        self.used = np.flatnonzero(texel_face.ravel() >= 0)
+        self.used_face = texel_face.ravel()[self.used]
+        b2 = texel_bary.reshape(-1, 2)[self.used].astype(np.float32)
+        self.used_bary = np.c_[b2, 1.0 - b2.sum(1)]
+        self.mirror = texel_mirror.ravel()
+
+    @functools.cached_property
+    def gutter(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of empty texels within a few texels of an island, and of the nearest
+        island texel to each: island colours are copied outwards so bilinear filtering and
+        mipmaps at island borders never pick up the empty background."""
+        from scipy.ndimage import distance_transform_edt
+
+        outside = self.texel_face < 0
+        dist, (iy, ix) = distance_transform_edt(outside, return_indices=True)
+        target = np.flatnonzero((outside & (dist <= 8)).ravel())
+        source = (iy * self.size + ix).ravel()[target]
+        return target, source
 
 
 @dataclass(frozen=True)
@@ -47,9 +82,7 @@ def project_texture(
     vertices: np.ndarray,
     faces: np.ndarray,
     K: np.ndarray,
-    texel_face: np.ndarray,
-    texel_bary: np.ndarray,
-    texel_mirror: np.ndarray,
+    layout: TextureLayout,
     *,
     angle_power: float = 2.0,
 ) -> TextureResult:
@@ -60,19 +93,14 @@ def project_texture(
         vertices: (V, 3) mesh in the photo's camera frame (OpenCV, metres).
         faces: (F, 3) triangles.
         K: (3, 3) intrinsics of the photo.
-        texel_face: (T, T) int triangle of each texel, -1 outside the layout's islands.
-        texel_bary: (T, T, 2) first two barycentrics of each texel.
-        texel_mirror: (T, T) int flat index of each texel's left/right mirror texel.
+        layout: the model's UV layout at the output resolution.
         angle_power: exponent of the cosine view-angle weight.
     """
     import cv2
 
     h, w = image.shape[:2]
-    size = texel_face.shape[0]
-    used = np.flatnonzero(texel_face.ravel() >= 0)
-    tri = faces[texel_face.ravel()[used]]
-    b2 = texel_bary.reshape(-1, 2)[used]
-    bary = np.c_[b2, 1.0 - b2.sum(1)].astype(np.float32)
+    size, used, bary = layout.size, layout.used, layout.used_bary
+    tri = faces[layout.used_face]
     points = np.einsum("nk,nkd->nd", bary, vertices[tri].astype(np.float32))
     normals = np.einsum("nk,nkd->nd", bary, vertex_normals(vertices, faces)[tri].astype(np.float32))
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
@@ -111,11 +139,13 @@ def project_texture(
     observed = np.zeros((size * size, 3), np.float32)
     observed[used] = sampled[used]
 
-    filled = fill_unseen(observed, conf, used, texel_mirror.ravel(), tri, bary, vertices, faces)
+    filled = fill_unseen(observed, conf, used, layout.mirror, tri, bary, vertices, faces)
     # Smooth hand-over from observed to filled colours as the viewing angle grows.
     alpha = np.clip(conf / 0.25, 0.0, 1.0)[:, None]
-    colour = alpha * observed + (1 - alpha) * filled
-    texture = _dilate_islands(colour.reshape(size, size, 3), texel_face >= 0)
+    texture = alpha * observed + (1 - alpha) * filled
+    target, source = layout.gutter
+    texture[target] = texture[source]
+    texture = texture.reshape(size, size, 3)
     observed_img = np.where(conf[:, None] > 0, observed, 0).reshape(size, size, 3)
     return TextureResult(
         texture=np.clip(texture + 0.5, 0, 255).astype(np.uint8),
@@ -159,12 +189,13 @@ def fill_unseen(
     colour[known_texel] /= weight[known_texel, None]
 
     # Per-vertex colour from the texels around it (barycentric splatting), then harmonic fill.
-    acc = np.zeros((n_vertices, 3))
-    acc_w = np.zeros(n_vertices)
-    splat_w = bary * np.where(known_texel, weight, 0.0)[:, None]
-    for k in range(3):
-        np.add.at(acc, tri[:, k], splat_w[:, k, None] * colour)
-        np.add.at(acc_w, tri[:, k], splat_w[:, k])
+    splat_w = (bary * np.where(known_texel, weight, 0.0)[:, None]).ravel()
+    corner = tri.ravel()
+    acc_w = np.bincount(corner, splat_w, minlength=n_vertices)
+    corner_colour = np.repeat(colour, 3, axis=0)
+    acc = np.stack(
+        [np.bincount(corner, splat_w * corner_colour[:, c], minlength=n_vertices) for c in range(3)], 1
+    )
     known = acc_w > 1e-3
     vertex_colour = np.zeros((n_vertices, 3))
     vertex_colour[known] = acc[known] / acc_w[known, None]
@@ -186,21 +217,4 @@ def fill_unseen(
     out = np.zeros((len(conf), 3), np.float32)
     blend = np.clip(weight / 0.25, 0.0, 1.0)[:, None]
     out[used] = blend * colour + (1 - blend) * interpolated
-    return out
-
-
-def _dilate_islands(texture: np.ndarray, inside: np.ndarray, pixels: int = 8) -> np.ndarray:
-    """Extend island colours a few texels outwards so bilinear filtering and mipmaps at island
-    borders never pick up the empty background."""
-    import cv2
-
-    out = texture.copy()
-    mask = inside.copy()
-    kernel = np.ones((3, 3), np.float32)
-    for _ in range(pixels):
-        total = cv2.filter2D(out * mask[..., None], -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        count = cv2.filter2D(mask.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        grow = (~mask) & (count > 0)
-        out[grow] = total[grow] / count[grow, None]
-        mask = mask | grow
     return out

@@ -1,0 +1,31 @@
+"""Shared fixtures: real photos from tests/data and reconstructions of them (computed once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+DATA = Path(__file__).resolve().parent / "data"
+HEAD_PHOTOS = ("grace_hopper.jpg", "obama.jpg", "astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def head_reconstructions() -> dict:
+    """Reconstructions of the head photos, by file name (the pipeline's real weights)."""
+    from recon3d import reconstruct
+
+    return {name: reconstruct(DATA / name, target="head") for name in HEAD_PHOTOS}
+
+
+@pytest.fixture(scope="session")
+def grace(head_reconstructions):
+    return head_reconstructions["grace_hopper.jpg"]

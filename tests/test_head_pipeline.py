@@ -1,0 +1,237 @@
+"""End-to-end head reconstruction on real public-domain photos (no mocks of our own code)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+
+from recon3d import reconstruct
+from recon3d.errors import ImageTooLargeError, InvalidImageError, NoFaceFound
+from recon3d.models.head import HeadModel
+
+HEAD_PHOTOS = ("grace_hopper.jpg", "obama.jpg", "astronaut.png")
+
+
+@pytest.mark.parametrize("name", HEAD_PHOTOS)
+def test_projected_landmarks_land_on_the_face(head_reconstructions, name):
+    rec = head_reconstructions[name]
+    detected = rec.keypoints[:, :2]
+    projected = rec.landmarks_2d("mediapipe478")
+    face_size = np.ptp(detected, axis=0).max()
+    mean_error = np.linalg.norm(projected - detected, axis=1).mean()
+    # 3% of the face size: a few pixels on these photos (the fit is a 60+52 parameter model).
+    assert mean_error / face_size < 0.03, f"{name}: {mean_error:.1f} px on a {face_size:.0f} px face"
+
+
+@pytest.mark.parametrize("name", HEAD_PHOTOS)
+def test_result_contract(head_reconstructions, name):
+    rec = head_reconstructions[name]
+    model = HeadModel.from_pretrained()
+    assert rec.target == "head"
+    assert rec.vertices.dtype == np.float32 and rec.vertices.shape == (model.num_vertices, 3)
+    assert rec.faces.shape[1] == 3 and rec.uv.shape == (len(rec.faces), 3, 2)
+    assert rec.texture.dtype == np.uint8 and rec.texture.shape == (1024, 1024, 3)
+    assert rec.camera.K.shape == (3, 3)
+    assert (rec.vertices[:, 2] > 0).all(), "the head must be in front of the camera"
+    ib2, ib3 = rec.landmarks_2d("ibug68"), rec.landmarks_3d("ibug68")
+    assert ib2.shape == (68, 2) and ib3.shape == (68, 3)
+    # The iBUG points project inside the detected face's box (with a small margin).
+    x0, y0, x1, y1 = rec.params["face_box"]
+    margin = 0.1 * max(x1 - x0, y1 - y0)
+    assert ((ib2[:, 0] > x0 - margin) & (ib2[:, 0] < x1 + margin)).all()
+    assert ((ib2[:, 1] > y0 - margin) & (ib2[:, 1] < y1 + margin)).all()
+    # A human head: 12-30 cm tall.
+    height = np.ptp(rec.vertices[:, 1])
+    assert 0.12 < height < 0.30
+
+
+def test_ibug_points_are_ordered_like_ibug(grace):
+    pts = grace.landmarks_2d("ibug68")
+    # Chin (8) is below the nose tip (30), which is below the eyes (36-47) and brows (17-26).
+    assert pts[8, 1] > pts[30, 1] > pts[36:48, 1].mean() > pts[17:27, 1].mean()
+    # Point 36 is the outer corner of the eye on the image's left, 45 on the image's right.
+    assert pts[36, 0] < pts[39, 0] < pts[42, 0] < pts[45, 0]
+
+
+def test_unknown_landmark_scheme(grace):
+    with pytest.raises(ValueError, match="ibug68"):
+        grace.landmarks_2d("coco17")
+
+
+def test_mesh_is_watertight_where_the_model_is(grace):
+    model = HeadModel.from_pretrained()
+    template = trimesh.Trimesh(model.mean_vertices.numpy(), model.faces, process=False)
+    fitted = trimesh.Trimesh(grace.vertices, grace.faces, process=False)
+    split_template = template.split(only_watertight=False)
+    split_fitted = fitted.split(only_watertight=False)
+    assert len(split_template) == len(split_fitted)
+    assert sorted(c.is_watertight for c in split_template) == sorted(c.is_watertight for c in split_fitted)
+    assert sum(c.is_watertight for c in split_fitted) >= 2  # eyeballs and the mouth interior
+    # The head surface itself is open only at the neck: one boundary loop.
+    head = max(split_fitted, key=lambda c: len(c.faces))
+    boundary_edges = head.edges_sorted[trimesh.grouping.group_rows(head.edges_sorted, require_count=1)]
+    loops = trimesh.graph.connected_components(boundary_edges)
+    assert len(loops) == 1
+    assert np.isfinite(grace.vertices).all()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+@pytest.mark.parametrize("name", HEAD_PHOTOS)
+def test_texture_front_matches_the_photo(head_reconstructions, name):
+    """Re-render the textured mesh with the photo's camera and compare inside the face."""
+    rec = head_reconstructions[name]
+    rendered = rec.overlay(alpha=1.0, shading="texture")
+    h, w = rendered.shape[:2]
+    photo = cv2.resize(rec.image, (w, h), interpolation=cv2.INTER_AREA)
+    scale = w / rec.image.shape[1]
+    hull = cv2.convexHull((rec.keypoints[:, :2] * scale).astype(np.int32))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
+    psnr = _psnr(rendered[mask], photo[mask])
+    assert psnr > 24.0, f"{name}: PSNR {psnr:.1f} dB inside the face"
+
+
+def test_texture_completes_the_back_of_the_head(grace):
+    # Every texel inside the layout has a colour; the back was not seen, so confidence is 0 there.
+    layout = HeadModel.from_pretrained().texture_layout
+    used_colours = grace.texture.reshape(-1, 3)[layout.used]
+    assert used_colours.max(axis=1).min() > 0, "no black holes in the texture"
+    back = grace.render(yaw=180, size=128)
+    assert (back < 250).any(axis=2).mean() > 0.2, "the back view shows the head"
+    conf = grace.texture_confidence.ravel()[layout.used]
+    assert 0.05 < (conf > 0).mean() < 0.8
+
+
+@pytest.mark.parametrize("ext", [".obj", ".glb", ".ply"])
+def test_export_round_trip(grace, tmp_path, ext):
+    written = grace.export(tmp_path / f"head{ext}")
+    loaded = trimesh.load(written[0], force="mesh")
+    expected = grace.to_trimesh()
+    assert len(loaded.faces) == len(grace.faces)
+    assert len(loaded.vertices) == len(expected.vertices)
+    bounds = np.asarray(expected.bounds)
+    if ext == ".glb":  # exported in glTF's y-up frame
+        bounds = np.sort(bounds * [1, -1, -1], axis=0)
+    np.testing.assert_allclose(loaded.bounds, bounds, atol=1e-5)
+    if ext in (".obj", ".glb"):
+        image = np.asarray(loaded.visual.material.baseColorTexture if ext == ".glb"
+                           else loaded.visual.material.image)  # fmt: skip
+        np.testing.assert_array_equal(image[..., :3], grace.texture)
+        assert loaded.visual.uv.shape == (len(loaded.vertices), 2)
+    if ext == ".obj":
+        assert sorted(p.name for p in written) == ["head.mtl", "head.obj", "head.png"]
+
+
+def test_render_views(grace):
+    front = grace.render(yaw=0, size=200)
+    side = grace.render(yaw=90, size=200)
+    geometry = grace.render(yaw=30, pitch=10, size=200, shading="geometry")
+    for img in (front, side, geometry):
+        assert img.shape == (200, 200, 3) and img.dtype == np.uint8
+        assert (img < 250).any(axis=2).mean() > 0.1
+    assert not np.array_equal(front, side)
+    with pytest.raises(ValueError):
+        grace.render(shading="wireframe")
+
+
+def test_rgba_input_is_converted(data_dir):
+    rec = reconstruct(data_dir / "32bit.png", target="head")
+    assert rec.image.shape[2] == 3
+    assert rec.params["reprojection_error_px"] < 0.03 * np.ptp(rec.keypoints[:, 0])
+
+
+def test_every_input_form_gives_the_same_result(data_dir, grace):
+    from PIL import Image
+
+    path = data_dir / "grace_hopper.jpg"
+    for form in (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+        rec = reconstruct(form, target="head")
+        np.testing.assert_allclose(rec.vertices, grace.vertices, atol=1e-5)
+
+
+def test_bad_target(grace):
+    with pytest.raises(ValueError, match="target"):
+        reconstruct(grace.image, target="torso")
+    with pytest.raises(NotImplementedError):
+        reconstruct(grace.image, target="body")
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _huge_declared_png() -> bytes:
+    """A valid PNG header declaring 60000 x 60000 pixels, with no pixel data to speak of."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+BAD_INPUTS = {
+    "not an image": (b"this is not an image", InvalidImageError),
+    "truncated jpeg": ("truncated", InvalidImageError),
+    "empty array": (np.zeros((0, 0, 3), np.uint8), InvalidImageError),
+    "1x1": (np.zeros((1, 1, 3), np.uint8), InvalidImageError),
+    "huge dimensions": (_huge_declared_png(), ImageTooLargeError),
+    "no face": ("noface", NoFaceFound),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_typed_error_and_writes_nothing(case, data_dir, tmp_path):
+    from recon3d.cli import main
+
+    value, error = BAD_INPUTS[case]
+    if isinstance(value, str) and value == "truncated":
+        raw = (data_dir / "grace_hopper.jpg").read_bytes()
+        value = raw[: len(raw) // 2]
+    elif isinstance(value, str) and value == "noface":
+        rng = np.random.default_rng(0)
+        value = cv2.GaussianBlur(rng.integers(0, 255, (320, 320, 3), dtype=np.uint8), (9, 9), 3)
+    with pytest.raises(error):
+        reconstruct(value, target="head")
+    # Through the CLI, too: a clear message, a non-zero exit, and no files.
+    src = tmp_path / "input.bin"
+    src.write_bytes(value if isinstance(value, bytes) else _png_bytes(value) if value.size else b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["reconstruct", str(src), "-o", str(out / "head.obj"), "--preview", str(out / "p.png"), "-q"])
+    assert code != 0
+    assert list(out.iterdir()) == []
+
+
+def test_face_index_out_of_range(grace):
+    with pytest.raises(NoFaceFound, match="face_index=3"):
+        reconstruct(grace.image, target="head", face_index=3)
+
+
+def test_cli_reconstruct_and_info(data_dir, tmp_path, capsys):
+    from recon3d.cli import main
+
+    out = tmp_path / "head.obj"
+    assert main(["reconstruct", str(data_dir / "obama.jpg"), "-o", str(out), "--preview", str(tmp_path / "p.png"), "-q"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"head.obj", "head.mtl", "head.png", "p.png"}
+    preview = cv2.imread(str(tmp_path / "p.png"))
+    assert preview.shape[1] == 5 * preview.shape[0]
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "head_model.safetensors" in text and ": ok" in text and "renderer: pyrender/" in text
+    assert main(["reconstruct", str(data_dir / "obama.jpg"), "-o", str(tmp_path / "x.stl")]) == 2
