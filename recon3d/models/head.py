@@ -54,13 +54,29 @@ class HeadModel(torch.nn.Module):
         self.faces = arrays["faces"].astype(np.int64)
         self.uv = arrays["uv"].astype(np.float32)
         self.face_uv = arrays["face_uv"].astype(np.int64)
-        self.texture_layout = TextureLayout(arrays["texel_face"], arrays["texel_bary"], arrays["texel_mirror"])
         self.landmarks = {
             "mediapipe478": SurfacePoints(arrays["mediapipe478_face"], arrays["mediapipe478_bary"]),
             "ibug68": SurfacePoints(arrays["ibug68_face"], arrays["ibug68_bary"]),
         }
+        self.texture_layout = TextureLayout(
+            arrays["texel_face"], arrays["texel_bary"], arrays["texel_mirror"],
+            seed_threshold=self._seed_thresholds(arrays),
+        )  # fmt: skip
         self.expression_labels: list[str] = json.loads(metadata.get("expression_labels", "[]"))
         self.source = metadata.get("source", "")
+
+    def _seed_thresholds(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Per-texel fill-seed thresholds: lenient above the brows, where a frontal photo sees
+        hair (or a hat) only at grazing angles but that colour is what the back of the head needs."""
+        mean = arrays["mean_vertices"]
+        brow_y = interpolate_surface(mean, self.faces, self.landmarks["ibug68"])[17:27, 1].mean()
+        texel_face = arrays["texel_face"]
+        b2 = arrays["texel_bary"].astype(np.float32).reshape(-1, 2)
+        bary = np.c_[b2, 1.0 - b2.sum(1)]
+        tri = self.faces[np.maximum(texel_face.ravel(), 0)]
+        texel_y = np.einsum("nk,nk->n", bary, mean[tri][..., 1])
+        scalp = (texel_y < brow_y - 0.01).reshape(texel_face.shape)
+        return np.where(scalp, 0.08, 0.3).astype(np.float32)
 
     @classmethod
     def from_pretrained(cls) -> HeadModel:

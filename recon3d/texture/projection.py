@@ -30,9 +30,19 @@ class TextureLayout:
         texel_face: (T, T) int triangle under each texel, -1 outside the layout's islands.
         texel_bary: (T, T, 2) first two barycentrics of each texel.
         texel_mirror: (T, T) int flat index of each texel's left/right mirror texel.
+        seed_threshold: visibility weight (cos² of the view angle) above which a texel seeds
+            the fill of unseen texels, scalar or (T, T). Texels seen at grazing angles sit on the
+            silhouette where the photo mixes in background, so the default (~57°) is strict;
+            a model may lower it where grazing views still show the person (top of the head).
     """
 
-    def __init__(self, texel_face: np.ndarray, texel_bary: np.ndarray, texel_mirror: np.ndarray) -> None:
+    def __init__(
+        self,
+        texel_face: np.ndarray,
+        texel_bary: np.ndarray,
+        texel_mirror: np.ndarray,
+        seed_threshold: np.ndarray | float = 0.3,
+    ) -> None:
         if texel_face.ndim != 2 or texel_face.shape[0] != texel_face.shape[1]:
             raise ValueError(f"expected a square (T, T) texel map, got {texel_face.shape}")
         self.size = int(texel_face.shape[0])
@@ -42,6 +52,8 @@ class TextureLayout:
         b2 = texel_bary.reshape(-1, 2)[self.used].astype(np.float32)
         self.used_bary = np.c_[b2, 1.0 - b2.sum(1)]
         self.mirror = texel_mirror.ravel()
+        threshold = np.broadcast_to(np.asarray(seed_threshold, np.float32), texel_face.shape)
+        self.seed_threshold = threshold.ravel()[self.used]
 
     @functools.cached_property
     def gutter(self) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +151,7 @@ def project_texture(
     observed = np.zeros((size * size, 3), np.float32)
     observed[used] = sampled[used]
 
-    filled = fill_unseen(observed, conf, used, layout.mirror, tri, bary, vertices, faces)
+    filled = fill_unseen(observed, conf, layout, tri, vertices, faces)
     # Smooth hand-over from observed to filled colours as the viewing angle grows.
     alpha = np.clip(conf / 0.25, 0.0, 1.0)[:, None]
     texture = alpha * observed + (1 - alpha) * filled
@@ -157,10 +169,8 @@ def project_texture(
 def fill_unseen(
     observed: np.ndarray,
     conf: np.ndarray,
-    used: np.ndarray,
-    mirror: np.ndarray,
+    layout: TextureLayout,
     tri: np.ndarray,
-    bary: np.ndarray,
     vertices: np.ndarray,
     faces: np.ndarray,
 ) -> np.ndarray:
@@ -169,11 +179,11 @@ def fill_unseen(
     Args:
         observed: (T*T, 3) float colours, valid where ``conf`` > 0.
         conf: (T*T,) visibility weights.
-        used: (N,) flat indices of texels inside the layout.
-        mirror: (T*T,) flat index of each texel's mirror texel.
+        layout: the UV layout (used texels, their barycentrics, mirror map, seed thresholds).
         tri: (N, 3) vertex indices of the triangle under each used texel.
-        bary: (N, 3) barycentrics of each used texel.
+        vertices: (V, 3) mesh vertices; faces: (F, 3) triangles.
     """
+    used, bary, mirror = layout.used, layout.used_bary, layout.mirror
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
@@ -188,8 +198,10 @@ def fill_unseen(
     known_texel = weight > 0.05
     colour[known_texel] /= weight[known_texel, None]
 
-    # Per-vertex colour from the texels around it (barycentric splatting), then harmonic fill.
-    splat_w = (bary * np.where(known_texel, weight, 0.0)[:, None]).ravel()
+    # Per-vertex colour from well-seen texels only (barycentric splatting), then harmonic fill.
+    # Texels seen at grazing angles sit on the silhouette, where the photo mixes in background.
+    seed = weight > layout.seed_threshold
+    splat_w = (bary * np.where(seed, weight, 0.0)[:, None]).ravel()
     corner = tri.ravel()
     acc_w = np.bincount(corner, splat_w, minlength=n_vertices)
     corner_colour = np.repeat(colour, 3, axis=0)
