@@ -16,4 +16,12 @@ _match = re.search(
 if _match is None:
     raise RuntimeError(f"cannot find __version__ in {_VERSION_FILE}")
 
-setup(version=_match.group(1))
+# The shipped weights live in weights/ at the top of the source tree; a regular (non-editable)
+# install puts them in <prefix>/share/recon3d/weights, where recon3d.weights looks for them.
+_WEIGHTS = sorted(
+    str(p.relative_to(_VERSION_FILE.parents[1]))
+    for p in (_VERSION_FILE.parents[1] / "weights").glob("*")
+    if p.suffix in (".safetensors", ".json")
+)
+
+setup(version=_match.group(1), data_files=[("share/recon3d/weights", _WEIGHTS)])

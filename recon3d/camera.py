@@ -32,7 +32,9 @@ class Camera:
         """Camera for a photo of this size (see the module docstring for the focal assumption)."""
         f35 = focal_35mm if focal_35mm and 8.0 <= focal_35mm <= 800.0 else DEFAULT_FOCAL_35MM
         f = f35 / _FILM_LONG_SIDE_MM * max(width, height)
-        K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64)
+        K = np.array(
+            [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64
+        )
         return cls(K=K, width=int(width), height=int(height))
 
     @property

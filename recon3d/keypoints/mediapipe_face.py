@@ -68,8 +68,15 @@ class MediaPipeFaceDetector:
                 rel = det.location_data.relative_bounding_box
                 boxes.append(
                     (
-                        np.array([rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w,
-                                  (rel.ymin + rel.height) * h], dtype=np.float64),  # fmt: skip
+                        np.array(
+                            [
+                                rel.xmin * w,
+                                rel.ymin * h,
+                                (rel.xmin + rel.width) * w,
+                                (rel.ymin + rel.height) * h,
+                            ],
+                            dtype=np.float64,
+                        ),
                         float(det.score[0]),
                     )
                 )
@@ -81,7 +88,9 @@ class MediaPipeFaceDetector:
         faces.sort(key=lambda f: -f.size)
         return _drop_duplicates(faces)
 
-    def _mesh_in_box(self, image: np.ndarray, box: np.ndarray, score: float) -> FaceLandmarks | None:
+    def _mesh_in_box(
+        self, image: np.ndarray, box: np.ndarray, score: float
+    ) -> FaceLandmarks | None:
         import cv2
 
         h, w = image.shape[:2]
@@ -90,9 +99,16 @@ class MediaPipeFaceDetector:
         side = min(max(side, 32.0), 2.0 * max(h, w))
         scale = _CROP_SIZE / side
         # Affine crop (with border replication) so faces at the image edge keep their shape.
-        affine = np.array([[scale, 0, _CROP_SIZE / 2 - scale * cx], [0, scale, _CROP_SIZE / 2 - scale * cy]])
-        crop = cv2.warpAffine(image, affine, (_CROP_SIZE, _CROP_SIZE), flags=cv2.INTER_AREA
-                              if scale < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        affine = np.array(
+            [[scale, 0, _CROP_SIZE / 2 - scale * cx], [0, scale, _CROP_SIZE / 2 - scale * cy]]
+        )
+        crop = cv2.warpAffine(
+            image,
+            affine,
+            (_CROP_SIZE, _CROP_SIZE),
+            flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None

@@ -23,10 +23,21 @@ from recon3d.weights import cached_arrays
 
 ASSET = "head_model.safetensors"
 _REQUIRED = (
-    "mean_vertices", "faces", "identity_basis", "identity_std", "expression_basis", "uv",
-    "face_uv", "texel_face", "texel_bary", "texel_mirror", "mediapipe478_face",
-    "mediapipe478_bary", "ibug68_face", "ibug68_bary",
-)  # fmt: skip
+    "mean_vertices",
+    "faces",
+    "identity_basis",
+    "identity_std",
+    "expression_basis",
+    "uv",
+    "face_uv",
+    "texel_face",
+    "texel_bary",
+    "texel_mirror",
+    "mediapipe478_face",
+    "mediapipe478_bary",
+    "ibug68_face",
+    "ibug68_bary",
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,9 @@ class HeadModel(torch.nn.Module):
         self.register_buffer("mean_vertices", torch.from_numpy(arrays["mean_vertices"].copy()))
         # Scale the basis by the PCA std so that identity coefficients are N(0, 1) a priori.
         self.register_buffer("identity_basis", torch.from_numpy(identity_scaled.astype(np.float32)))
-        self.register_buffer("expression_basis", torch.from_numpy(arrays["expression_basis"].copy()))
+        self.register_buffer(
+            "expression_basis", torch.from_numpy(arrays["expression_basis"].copy())
+        )
         self.faces = arrays["faces"].astype(np.int64)
         self.uv = arrays["uv"].astype(np.float32)
         self.face_uv = arrays["face_uv"].astype(np.int64)
@@ -59,15 +72,18 @@ class HeadModel(torch.nn.Module):
             "ibug68": SurfacePoints(arrays["ibug68_face"], arrays["ibug68_bary"]),
         }
         self.texture_layout = TextureLayout(
-            arrays["texel_face"], arrays["texel_bary"], arrays["texel_mirror"],
+            arrays["texel_face"],
+            arrays["texel_bary"],
+            arrays["texel_mirror"],
             seed_threshold=self._seed_thresholds(arrays),
-        )  # fmt: skip
+        )
         self.expression_labels: list[str] = json.loads(metadata.get("expression_labels", "[]"))
         self.source = metadata.get("source", "")
 
     def _seed_thresholds(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Per-texel fill-seed thresholds: lenient above the brows, where a frontal photo sees
-        hair (or a hat) only at grazing angles but that colour is what the back of the head needs."""
+        hair (or a hat) only at grazing angles, yet that colour is what the back of the head
+        needs."""
         mean = arrays["mean_vertices"]
         brow_y = interpolate_surface(mean, self.faces, self.landmarks["ibug68"])[17:27, 1].mean()
         texel_face = arrays["texel_face"]
@@ -123,18 +139,25 @@ class HeadModel(torch.nn.Module):
         def restrict(field: torch.Tensor) -> torch.Tensor:
             return (field[..., tri, :] * bary[..., None]).sum(-2)
 
-        return restrict(self.mean_vertices), restrict(self.identity_basis), restrict(self.expression_basis)
+        return (
+            restrict(self.mean_vertices),
+            restrict(self.identity_basis),
+            restrict(self.expression_basis),
+        )
 
     def landmark_points(self, scheme: str) -> SurfacePoints:
         try:
             return self.landmarks[scheme]
         except KeyError:
             raise ValueError(
-                f"unknown landmark scheme {scheme!r} for heads; expected one of {sorted(self.landmarks)}"
+                f"unknown landmark scheme {scheme!r} for heads; "
+                f"expected one of {sorted(self.landmarks)}"
             ) from None
 
 
-def interpolate_surface(vertices: np.ndarray, faces: np.ndarray, points: SurfacePoints) -> np.ndarray:
+def interpolate_surface(
+    vertices: np.ndarray, faces: np.ndarray, points: SurfacePoints
+) -> np.ndarray:
     """(N, 3) positions of surface points on a mesh with (V, 3) ``vertices``."""
     return np.einsum("nk,nkd->nd", points.bary, vertices[faces[points.faces]])
 

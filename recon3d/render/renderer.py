@@ -44,7 +44,9 @@ def _renderer(width: int, height: int):
         try:
             _RENDERER.append(pyrender.OffscreenRenderer(width, height))
         except Exception as exc:  # EGL/OSMesa context creation raises assorted errors
-            raise RendererUnavailableError(f"could not create an offscreen GL context: {exc}") from exc
+            raise RendererUnavailableError(
+                f"could not create an offscreen GL context: {exc}"
+            ) from exc
     renderer = _RENDERER[0]
     renderer.viewport_width, renderer.viewport_height = width, height
     return renderer
@@ -152,4 +154,6 @@ def _to_pil(texture: np.ndarray):
 def look_at_intrinsics(width: int, height: int, fov_deg: float = 20.0) -> np.ndarray:
     """(3, 3) intrinsics of a camera with the given vertical field of view."""
     f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64)
+    return np.array(
+        [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64
+    )

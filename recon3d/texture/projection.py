@@ -72,7 +72,8 @@ class TextureLayout:
 @dataclass(frozen=True)
 class TextureResult:
     """``texture`` (T, T, 3) uint8 completed texture; ``observed`` (T, T, 3) uint8 photo colours
-    where seen; ``confidence`` (T, T) float32 in [0, 1]: how well each texel was seen (0 = filled)."""
+    where seen; ``confidence`` (T, T) float32 in [0, 1]: how well each texel was seen
+    (0 = completed, not seen)."""
 
     texture: np.ndarray
     observed: np.ndarray
@@ -132,7 +133,12 @@ def project_texture(
     # Minimum depth in a 3x3 neighbourhood so texels on silhouettes are not lost to rounding.
     depth_min = cv2.erode(np.where(depth > 0, depth, np.inf).astype(np.float32), np.ones((3, 3)))
     buffer_z = depth_min[px[:, 1], px[:, 0]]
-    inside = (uv_img[:, 0] >= 0) & (uv_img[:, 0] <= w - 1) & (uv_img[:, 1] >= 0) & (uv_img[:, 1] <= h - 1)
+    inside = (
+        (uv_img[:, 0] >= 0)
+        & (uv_img[:, 0] <= w - 1)
+        & (uv_img[:, 1] >= 0)
+        & (uv_img[:, 1] <= h - 1)
+    )
     visible = inside & np.isfinite(buffer_z) & (z <= buffer_z * (1 + _DEPTH_TOLERANCE))
     view = -points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     cosine = np.clip((normals * view).sum(1), 0.0, 1.0)
@@ -141,10 +147,17 @@ def project_texture(
     map_x = np.zeros(size * size, np.float32)
     map_y = np.zeros(size * size, np.float32)
     map_x[used], map_y[used] = uv_img[:, 0], uv_img[:, 1]
-    sampled = cv2.remap(
-        image, map_x.reshape(size, size), map_y.reshape(size, size), cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    ).reshape(-1, 3).astype(np.float32)  # fmt: skip
+    sampled = (
+        cv2.remap(
+            image,
+            map_x.reshape(size, size),
+            map_y.reshape(size, size),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        .reshape(-1, 3)
+        .astype(np.float32)
+    )
 
     conf = np.zeros(size * size, np.float32)
     conf[used] = weight
@@ -193,7 +206,7 @@ def fill_unseen(
     own = conf[used]
     # Mirror colours count fully only where the texel itself is poorly seen.
     w_m = m_conf * np.clip(1.0 - own / np.maximum(m_conf, 1e-6), 0.0, 1.0)
-    colour = (own[:, None] * observed[used] + w_m[:, None] * observed[np.maximum(m, 0)])
+    colour = own[:, None] * observed[used] + w_m[:, None] * observed[np.maximum(m, 0)]
     weight = own + w_m
     known_texel = weight > 0.05
     colour[known_texel] /= weight[known_texel, None]
@@ -206,14 +219,20 @@ def fill_unseen(
     acc_w = np.bincount(corner, splat_w, minlength=n_vertices)
     corner_colour = np.repeat(colour, 3, axis=0)
     acc = np.stack(
-        [np.bincount(corner, splat_w * corner_colour[:, c], minlength=n_vertices) for c in range(3)], 1
+        [
+            np.bincount(corner, splat_w * corner_colour[:, c], minlength=n_vertices)
+            for c in range(3)
+        ],
+        1,
     )
     known = acc_w > 1e-3
     vertex_colour = np.zeros((n_vertices, 3))
     vertex_colour[known] = acc[known] / acc_w[known, None]
     if known.any() and not known.all():
         edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-        adj = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_vertices,) * 2)
+        adj = sp.coo_matrix(
+            (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_vertices,) * 2
+        )
         adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
         lap = sp.diags(np.asarray(adj.sum(1)).ravel()) - adj
         unknown = ~known
