@@ -163,3 +163,13 @@ def test_renderer_matches_opencv_projection():
     # A half-pixel convention error would move the centroid by 0.5 px.
     np.testing.assert_allclose(np.argwhere(drawn).mean(0), np.argwhere(exact).mean(0), atol=0.1)
     np.testing.assert_allclose(out.depth[out.depth > 0], 1.0, atol=1e-4)
+
+
+def test_fit_refines_from_an_initial_estimate(model):
+    """The path a trained network will use: start from an estimate, refine with the same energy."""
+    camera = Camera.from_image_size(640, 640)
+    landmarks, truth = _synthetic_face(model, 7, camera)
+    first = fit_head(model, landmarks, camera.K)
+    refined = fit_head(model, landmarks, camera.K, init=first)
+    assert refined.reprojection_error_px <= first.reprojection_error_px + 0.05
+    np.testing.assert_allclose(refined.translation, first.translation, atol=0.01)

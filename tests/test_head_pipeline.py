@@ -279,3 +279,28 @@ def test_cli_reconstruct_and_info(data_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "head_model.safetensors" in text and ": ok" in text and "renderer: pyrender/" in text
     assert main(["reconstruct", str(data_dir / "obama.jpg"), "-o", str(tmp_path / "x.stl")]) == 2
+
+
+def test_several_faces_largest_first_and_face_index(data_dir):
+    """A group photo (tests only): each face_index gives a different person, largest first."""
+    path = data_dir / "group_sample1.jpg"
+    recs = [reconstruct(path, target="head", face_index=i) for i in range(3)]
+    boxes = [r.params["face_box"] for r in recs]
+    sizes = [np.hypot(b[2] - b[0], b[3] - b[1]) for b in boxes]
+    assert sizes == sorted(sizes, reverse=True)
+    for rec, box in zip(recs, boxes, strict=True):
+        centre = rec.landmarks_2d("ibug68")[30]  # nose tip inside its own face box
+        assert box[0] < centre[0] < box[2] and box[1] < centre[1] < box[3]
+    centres = np.array([r.landmarks_2d("ibug68")[30] for r in recs])
+    assert (
+        np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(3, 1)].min() > 100
+    )
+    with pytest.raises(NoFaceFound, match="found 3 face"):
+        reconstruct(path, target="head", face_index=3)
+
+
+def test_same_input_gives_bit_identical_results(head_reconstructions, data_dir):
+    again = reconstruct(data_dir / "obama.jpg", target="head")
+    first = head_reconstructions["obama.jpg"]
+    assert np.array_equal(again.vertices, first.vertices)
+    assert np.array_equal(again.texture, first.texture)
