@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from recon3d.keypoints.base import FaceLandmarks
 from recon3d.models.head import HeadModel, interpolate_surface
 from recon3d.render.renderer import render_mesh
 from recon3d.weights import load_arrays, verified_path, weights_dir
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +176,23 @@ def test_fit_refines_from_an_initial_estimate(model):
     refined = fit_head(model, landmarks, camera.K, init=first)
     assert refined.reprojection_error_px <= first.reprojection_error_px + 0.05
     np.testing.assert_allclose(refined.translation, first.translation, atol=0.01)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_pipeline_runs_on_device(device):
+    from recon3d.pipeline import HeadReconstructionPipeline
+
+    pipe = HeadReconstructionPipeline.from_pretrained(device=device)
+    assert pipe.device.type == device
+    rec = pipe(DATA / "astronaut.png")
+    assert rec.vertices.dtype == np.float32 and np.isfinite(rec.vertices).all()
+    assert rec.params["reprojection_error_px"] < 3.0
