@@ -37,6 +37,27 @@ class Camera:
         )
         return cls(K=K, width=int(width), height=int(height))
 
+    def bounded(self, max_side: int) -> Camera:
+        """The same camera for the image resized so its long side is at most ``max_side``
+        (itself when already small enough); pixel centres stay at integer coordinates."""
+        scale = min(1.0, max_side / max(self.width, self.height))
+        if scale == 1.0:
+            return self
+        K = self.K.copy()
+        K[:2, :2] *= scale
+        K[:2, 2] = (self.K[:2, 2] + 0.5) * scale - 0.5
+        width = max(int(round(self.width * scale)), 1)
+        height = max(int(round(self.height * scale)), 1)
+        return Camera(K=K, width=width, height=height)
+
+    def resize_image(self, image: np.ndarray) -> np.ndarray:
+        """``image`` resized to this camera's size (area filter when shrinking)."""
+        import cv2
+
+        if image.shape[1] == self.width and image.shape[0] == self.height:
+            return image
+        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
     @property
     def focal(self) -> float:
         return float(self.K[0, 0])

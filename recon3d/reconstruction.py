@@ -12,6 +12,9 @@ import numpy as np
 from recon3d.camera import Camera
 from recon3d.models.head import SurfacePoints, interpolate_surface
 
+# Pictures made with the photo's camera are rendered at most this many pixels on the long side.
+_MAX_OVERLAY_SIDE = 1024
+
 
 @dataclass
 class Reconstruction:
@@ -137,17 +140,18 @@ class Reconstruction:
             raise ValueError(f"shading must be 'texture' or 'geometry', got {shading!r}")
         centre = 0.5 * (self.vertices.min(0) + self.vertices.max(0))
         rot = _orbit_rotation(yaw, pitch)
-        local = (self.vertices - centre) @ rot.T
         radius = float(np.linalg.norm(self.vertices - centre, axis=1).max())
         K = look_at_intrinsics(size, size, fov_deg=20.0)
         distance = radius / np.tan(np.radians(20.0) / 2) * 1.05
-        cam = local + (0.0, 0.0, distance)
-        mesh = self.to_trimesh() if shading == "texture" else None
-        if mesh is not None:
-            # to_trimesh splits seam vertices; re-apply the same view transform to its vertices.
-            cam = (np.asarray(mesh.vertices) - centre) @ rot.T + (0.0, 0.0, distance)
+
+        def view(points: np.ndarray) -> np.ndarray:
+            return (points - centre) @ rot.T + (0.0, 0.0, distance)
+
+        if shading == "texture":
+            # to_trimesh splits vertices at UV seams, so the textured mesh has its own vertices.
+            mesh = self.to_trimesh()
             out = render_mesh(
-                cam,
+                view(np.asarray(mesh.vertices)),
                 mesh.faces,
                 K,
                 (size, size),
@@ -156,9 +160,9 @@ class Reconstruction:
                 background=background,
             )
         else:
-            grey = np.full((len(cam), 3), 200, np.uint8)
+            grey = np.full((len(self.vertices), 3), 200, np.uint8)
             out = render_mesh(
-                cam,
+                view(self.vertices),
                 self.faces,
                 K,
                 (size, size),
@@ -174,16 +178,10 @@ class Reconstruction:
         Returns:
             (H, W, 3) uint8 image of the input's size (rendered at most 1024 px on the long side).
         """
-        import cv2
-
         from recon3d.render.renderer import render_mesh
 
-        h, w = self.image.shape[:2]
-        shrink = min(1.0, 1024 / max(h, w))
-        rw, rh = max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)
-        K = self.camera.K.copy()
-        K[:2] *= shrink
-        K[:2, 2] = (self.camera.K[:2, 2] + 0.5) * shrink - 0.5
+        small = self.camera.bounded(_MAX_OVERLAY_SIDE)
+        K, rw, rh = small.K, small.width, small.height
         if shading == "texture":
             mesh = self.to_trimesh()
             out = render_mesh(
@@ -197,11 +195,7 @@ class Reconstruction:
         else:
             grey = np.full((len(self.vertices), 3), 200, np.uint8)
             out = render_mesh(self.vertices, self.faces, K, (rw, rh), vertex_colors=grey, lit=True)
-        photo = (
-            cv2.resize(self.image, (rw, rh), interpolation=cv2.INTER_AREA)
-            if shrink < 1
-            else self.image
-        )
+        photo = small.resize_image(self.image)
         mask = out.alpha[..., None]
         blended = np.where(mask, (alpha * out.color + (1 - alpha) * photo), photo)
         return blended.astype(np.uint8)
@@ -215,9 +209,9 @@ class Reconstruction:
         """
         import cv2
 
-        shrink = min(1.0, 1024 / max(self.image.shape[:2]))
-        x0, y0 = self.project(self.vertices).min(0) * shrink
-        x1, y1 = self.project(self.vertices).max(0) * shrink
+        small = self.camera.bounded(_MAX_OVERLAY_SIDE)
+        projected = small.project(self.vertices)
+        (x0, y0), (x1, y1) = projected.min(0), projected.max(0)
         cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 0.65
 
         def crop(img: np.ndarray) -> np.ndarray:
@@ -231,17 +225,7 @@ class Reconstruction:
                 img, affine, (size, size), flags=cv2.INTER_AREA, borderValue=(255, 255, 255)
             )
 
-        h, w = self.image.shape[:2]
-        photo = (
-            self.image
-            if shrink == 1.0
-            else cv2.resize(
-                self.image,
-                (max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)),
-                interpolation=cv2.INTER_AREA,
-            )
-        )
-        panels = [crop(photo), crop(self.overlay())]
+        panels = [crop(small.resize_image(self.image)), crop(self.overlay())]
         panels += [self.render(yaw=y, size=size) for y in (0.0, 60.0, 180.0)]
         return np.concatenate(panels, axis=1)
 

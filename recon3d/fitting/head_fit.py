@@ -92,12 +92,6 @@ class HeadFit:
     history: list[float] = field(default_factory=list)
 
 
-def _expand(sub: np.ndarray, full: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    out = full.copy()
-    out[mask] = sub
-    return out
-
-
 def initial_pose(model_points: np.ndarray, image_points: np.ndarray, K: np.ndarray):
     """Rotation (3, 3) and translation (3,) from PnP on the mean-shape landmarks."""
     import cv2

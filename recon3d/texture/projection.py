@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recon3d.camera import Camera
 from recon3d.render.renderer import render_mesh
 
 # Depth tolerance of the visibility test, relative to the distance (1 cm at 1 m).
@@ -119,17 +120,16 @@ def project_texture(
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
     # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
-    shrink = min(1.0, _MAX_DEPTH_RENDER_SIDE / max(h, w))
-    dw, dh = max(int(round(w * shrink)), 1), max(int(round(h * shrink)), 1)
-    K_small = K.copy()
-    K_small[:2] *= shrink
-    K_small[:2, 2] = (K[:2, 2] + 0.5) * shrink - 0.5
-    depth = render_mesh(vertices, faces, K_small, (dw, dh), depth_only=True).depth
+    camera = Camera(K=K, width=w, height=h)
+    small = camera.bounded(_MAX_DEPTH_RENDER_SIDE)
+    depth = render_mesh(
+        vertices, faces, small.K, (small.width, small.height), depth_only=True
+    ).depth
 
     z = points[:, 2]
-    uv_img = points[:, :2] / np.maximum(z[:, None], 1e-6) * K[[0, 1], [0, 1]] + K[:2, 2]
-    uv_small = (uv_img + 0.5) * shrink - 0.5
-    px = np.clip(np.round(uv_small).astype(np.int64), 0, [dw - 1, dh - 1])
+    uv_img = camera.project(points)
+    px = np.round(small.project(points)).astype(np.int64)
+    px = np.clip(px, 0, [small.width - 1, small.height - 1])
     # Minimum depth in a 3x3 neighbourhood so texels on silhouettes are not lost to rounding.
     depth_min = cv2.erode(np.where(depth > 0, depth, np.inf).astype(np.float32), np.ones((3, 3)))
     buffer_z = depth_min[px[:, 1], px[:, 0]]
