@@ -225,9 +225,13 @@ def fit_head(
             ]
         )
         b = np.r_[rhs_x, rhs_y, rhs_z, np.zeros(n_coef)]
-        sol = lsq_linear(a, b, bounds=(lower, upper), method="bvls", lsmr_tol="auto")
+        # Same minimiser on the (K+1)-row triangular factor: |Ax - b|² = |Rx - Qᵀb|² + const,
+        # so the bounded solver's inner least squares work on ~113 rows instead of ~1550.
+        q, r = np.linalg.qr(a)
+        qtb = q.T @ b
+        sol = lsq_linear(r, qtb, bounds=(lower, upper), method="bvls", lsmr_tol="auto")
         coeffs, depth_scale = sol.x[:n_coef], float(sol.x[-1])
-        history.append(float(2 * sol.cost))
+        history.append(float(2 * sol.cost + b @ b - qtb @ qtb))
 
     points = shape(coeffs) @ rotation.T + translation
     proj = points[:, :2] / points[:, 2:3] * (fx, fy) + (cx, cy)

@@ -83,12 +83,12 @@ class TextureResult:
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(V, 3) area-weighted unit vertex normals."""
+    import trimesh
+
     tri = vertices[faces]
+    # Unnormalised face normals (twice the area): their sum weights faces by area.
     face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_n)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return trimesh.geometry.mean_vertex_normals(len(vertices), faces, face_n)
 
 
 def project_texture(
@@ -128,7 +128,9 @@ def project_texture(
 
     z = points[:, 2]
     uv_img = camera.project(points)
-    px = np.round(small.project(points)).astype(np.int64)
+    # The bounded camera differs by an image-plane affine map: K_small · K⁻¹.
+    to_small = (small.K @ np.linalg.inv(camera.K))[:2]
+    px = np.round(uv_img @ to_small[:, :2].T + to_small[:, 2]).astype(np.int64)
     px = np.clip(px, 0, [small.width - 1, small.height - 1])
     # Minimum depth in a 3x3 neighbourhood so texels on silhouettes are not lost to rounding.
     depth_min = cv2.erode(np.where(depth > 0, depth, np.inf).astype(np.float32), np.ones((3, 3)))
