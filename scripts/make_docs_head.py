@@ -14,28 +14,15 @@ import pathlib
 import sys
 
 import cv2
-import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recon3d import reconstruct  # noqa: E402
+from recon3d.metrics import face_region_psnr, landmark_error  # noqa: E402
 from recon3d.models.head import HeadModel  # noqa: E402
 
 PHOTOS = ("grace_hopper.jpg", "obama.jpg", "obama2.jpg", "astronaut.png", "camera.png")
-
-
-def face_psnr(rec) -> float:
-    """PSNR (dB) of the textured mesh rendered with the photo's camera, inside the face hull."""
-    rendered = rec.overlay(alpha=1.0, shading="texture")
-    h, w = rendered.shape[:2]
-    photo = cv2.resize(rec.image, (w, h), interpolation=cv2.INTER_AREA)
-    hull = cv2.convexHull((rec.keypoints[:, :2] * (w / rec.image.shape[1])).astype(np.int32))
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
-    mse = np.mean((rendered[mask].astype(float) - photo[mask].astype(float)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,17 +40,15 @@ def main(argv: list[str] | None = None) -> int:
         cv2.imwrite(
             str(args.out / f"head_{stem}.jpg"), strip[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88]
         )
-        detected = rec.keypoints[:, :2]
-        err = np.linalg.norm(rec.landmarks_2d("mediapipe478") - detected, axis=1).mean()
-        face = np.ptp(detected, axis=0).max()
+        err, err_fraction = landmark_error(rec)
         seen = (rec.texture_confidence.ravel()[layout.used] > 0).mean()
         rows.append(
             (
                 name,
                 f"{rec.image.shape[1]}x{rec.image.shape[0]}",
                 f"{err:.2f}",
-                f"{100 * err / face:.2f}",
-                f"{face_psnr(rec):.1f}",
+                f"{100 * err_fraction:.2f}",
+                f"{face_region_psnr(rec):.1f}",
                 f"{100 * seen:.0f}",
             )
         )

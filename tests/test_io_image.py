@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import png_header_only
 from PIL import ExifTags, Image, ImageFile
 
 import recon3d.io.image as image_mod
@@ -45,22 +44,6 @@ def _png_bytes(img: Image.Image, **params) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", **params)
     return buf.getvalue()
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A tiny, well-formed PNG whose IHDR declares ``width x height`` RGB with almost no data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,7 +444,7 @@ def test_format_outside_the_allow_list_is_rejected() -> None:
 
 
 def test_decompression_bomb_header_is_rejected_before_decoding(monkeypatch) -> None:
-    bomb = _png_header_only(100_000, 100_000)
+    bomb = png_header_only(100_000, 100_000)
     assert len(bomb) < 200
 
     def no_decoding(self, *args, **kwargs):
@@ -477,7 +460,7 @@ def test_decompression_bomb_header_is_rejected_before_decoding(monkeypatch) -> N
 def test_header_above_our_limit_but_below_pillows(monkeypatch) -> None:
     # 7000 x 7000 = 49 MP: over DEFAULT_MAX_PIXELS, under Pillow's own warning threshold.
     assert 7000 * 7000 < Image.MAX_IMAGE_PIXELS
-    bomb = _png_header_only(7000, 7000)
+    bomb = png_header_only(7000, 7000)
     monkeypatch.setattr(
         ImageFile.ImageFile, "load", lambda self: (_ for _ in ()).throw(AssertionError())
     )
