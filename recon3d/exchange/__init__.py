@@ -15,13 +15,13 @@ Output folders are never created.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import trimesh
 
 from recon3d.errors import ExportError
+from recon3d.exchange.atomic import PathInput, fspath_str
 from recon3d.exchange.glb import export_glb
 from recon3d.exchange.obj import export_obj
 from recon3d.exchange.ply import export_ply
@@ -30,34 +30,37 @@ __all__ = ["SUPPORTED_EXTENSIONS", "export_glb", "export_mesh", "export_obj", "e
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".ply")
 
-_EXPORTERS: dict[str, Callable[[trimesh.Trimesh, str | os.PathLike[str]], list[Path]]] = {
+_EXPORTERS: dict[str, Callable[[trimesh.Trimesh, PathInput], list[Path]]] = {
     ".obj": export_obj,
     ".glb": export_glb,
     ".ply": export_ply,
 }
 
 
-def export_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path]:
+def export_mesh(mesh: trimesh.Trimesh, path: PathInput) -> list[Path]:
     """Write ``mesh`` in the format named by the extension of ``path`` (case-insensitive).
 
     Args:
         mesh: V vertices (V, 3) in the OpenCV camera frame, F faces (F, 3), usually with
             TextureVisuals (UVs (V, 2) + image). Not modified.
-        path: output file; its folder must exist. ``.obj`` also writes ``<stem>.mtl`` and
+        path: output file (str, bytes or os.PathLike; any name the OS accepts, including
+            non-UTF-8 bytes); its folder must exist. ``.obj`` also writes ``<stem>.mtl`` and
             ``<stem>.png`` next to it; ``.glb`` is rotated to glTF's y-up frame.
 
     Returns:
         Every path written, absolute, main file first.
 
     Raises:
-        ExportError: unsupported extension, or the export failed (nothing left behind).
+        ExportError: unsupported extension, not a path (wrong type, NUL byte), or the export
+            failed (nothing left behind).
         TypeError: ``mesh`` is not a :class:`trimesh.Trimesh`.
     """
-    suffix = Path(os.fspath(path)).suffix.lower()
+    text = fspath_str(path)
+    suffix = Path(text).suffix.lower()
     exporter = _EXPORTERS.get(suffix)
     if exporter is None:
         raise ExportError(
-            f"Cannot export to {os.fspath(path)!r}: unsupported extension {suffix or '(none)'!r}; "
+            f"Cannot export to {text!r}: unsupported extension {suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}."
         )
-    return exporter(mesh, path)
+    return exporter(mesh, text)

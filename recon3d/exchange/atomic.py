@@ -29,7 +29,11 @@ from pathlib import Path
 
 from recon3d.errors import ExportError
 
-__all__ = ["check_target", "write_atomic", "write_group_atomic"]
+__all__ = ["PathInput", "check_target", "fspath_str", "write_atomic", "write_group_atomic"]
+
+PathInput = str | bytes | os.PathLike
+"""An output path: ``str``, ``bytes`` (any bytes the OS allows, e.g. non-UTF-8 names from a
+Linux file system) or an ``os.PathLike`` returning either."""
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +43,30 @@ _TMP_PREFIX = ".recon3d-"
 _TMP_SUFFIX = ".tmp"
 
 
-def check_target(path: str | os.PathLike[str]) -> Path:
+def fspath_str(path: PathInput) -> str:
+    """``path`` as ``str``; bytes are decoded the way the OS does (``os.fsdecode``: undecodable
+    bytes become surrogates, which round-trip to the same bytes on disk).
+
+    Raises:
+        ExportError: ``path`` is not a str, bytes or os.PathLike, or contains a NUL byte (no
+            file system accepts one; Python would raise ``ValueError`` deep inside ``open``).
+    """
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError as exc:
+        raise ExportError(
+            f"Expected an output path (str, bytes or os.PathLike), got {type(path).__name__}."
+        ) from exc
+    if "\0" in text:
+        raise ExportError(f"Cannot write {text!r}: the path contains a NUL byte.")
+    return text
+
+
+def check_target(path: PathInput) -> Path:
     """Validate an output path before any (possibly slow) encoding work is done.
 
     Args:
-        path: the file that will be written.
+        path: the file that will be written (str, bytes or os.PathLike; non-UTF-8 names work).
 
     Returns:
         The path as an absolute :class:`pathlib.Path` (not resolved through symlinks, so a
@@ -51,12 +74,14 @@ def check_target(path: str | os.PathLike[str]) -> Path:
 
     Raises:
         ExportError: the parent folder does not exist or is not a folder, the path is an
-            existing folder, or the file name is longer than the filesystem allows.
+            existing folder, the file name is longer than the filesystem allows, or the path is
+            not a path at all (wrong type, NUL byte).
     """
-    target = Path(os.path.abspath(os.fspath(path)))
+    text = fspath_str(path)
+    target = Path(os.path.abspath(text))
     parent = target.parent
     if not target.name:
-        raise ExportError(f"Output path {os.fspath(path)!r} has no file name.")
+        raise ExportError(f"Output path {text!r} has no file name.")
     # Checked before anything stats the target: stat() itself fails with ENAMETOOLONG.
     name_max = _name_max(parent)
     name_len = len(os.fsencode(target.name))
@@ -83,7 +108,7 @@ def check_target(path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_atomic(path: PathInput, data: bytes) -> Path:
     """Write one file atomically (temp file in the same folder, fsync, ``os.replace``).
 
     Args:
@@ -100,7 +125,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return write_group_atomic({path: data})[0]
 
 
-def write_group_atomic(files: Mapping[str | os.PathLike[str], bytes]) -> list[Path]:
+def write_group_atomic(files: Mapping[PathInput, bytes]) -> list[Path]:
     """Write several files so that either all of them appear or none does.
 
     Args:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from trimesh.visual.material import SimpleMaterial
 from trimesh.visual.texture import TextureVisuals
 
 from recon3d.errors import ExportError
-from recon3d.exchange.atomic import check_target, write_group_atomic
+from recon3d.exchange.atomic import PathInput, check_target, write_group_atomic
 
 __all__ = ["export_obj"]
 
@@ -40,9 +39,12 @@ logger = logging.getLogger(__name__)
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 _HEADER = "exported by recon3d"
 _WHITE = np.array([255, 255, 255, 255], dtype=np.uint8)
+# File names decoded by os.fsdecode carry undecodable bytes as surrogates; encoding the text
+# with the same error handler writes those exact bytes, so `mtllib`/`map_Kd` match the disk.
+_FS_ERRORS = "surrogateescape"
 
 
-def export_obj(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path]:
+def export_obj(mesh: trimesh.Trimesh, path: PathInput) -> list[Path]:
     """Write ``mesh`` as OBJ with its MTL and PNG texture next to it.
 
     Args:
@@ -50,7 +52,9 @@ def export_obj(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path
             UVs (V, 2) and an image gives the MTL + PNG; other visuals are written without them.
             The mesh is not modified.
         path: the ``.obj`` file. Its folder must exist. The MTL and PNG are named after its stem
-            in the same folder and overwrite files of those names.
+            in the same folder and overwrite files of those names. Names that are not valid
+            UTF-8 (str with surrogates from ``os.fsdecode``, or bytes) work: the ``mtllib`` and
+            ``map_Kd`` lines hold the file names' exact bytes.
 
     Returns:
         The paths written: ``[obj, mtl, png]`` for a textured mesh, fewer without a texture.
@@ -66,7 +70,7 @@ def export_obj(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path
     if len(mesh.faces) == 0:
         raise ExportError(f"Cannot write {target.name!r}: the mesh has no faces.")
     stem = target.stem
-    if any(c in stem for c in "\r\n\0"):
+    if any(c in stem for c in "\r\n"):
         # The stem ends up on `mtllib` / `map_Kd` lines; a line break would corrupt them.
         raise ExportError(f"Cannot write {target.name!r}: the file name contains a line break.")
 
@@ -89,7 +93,7 @@ def export_obj(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path
     if isinstance(copy.visual, TextureVisuals):
         _check_texture_kept(target, copy.visual.material.image, text, extra, mtl_path.name)
 
-    files: dict[Path, bytes] = {target: text.encode("utf-8")}
+    files: dict[Path, bytes] = {target: text.encode("utf-8", _FS_ERRORS)}
     files.update(_name_companions(extra, mtl_path, png_path))
     written = write_group_atomic(files)
     logger.info("exported OBJ %s (%d files)", target, len(written))
@@ -123,8 +127,11 @@ def _check_texture_kept(
 
 
 def _material_name(stem: str) -> str:
-    """``newmtl``/``usemtl`` take one whitespace-free token; file names may have spaces."""
-    return re.sub(r"\s+", "_", stem.strip()) or "material"
+    """``newmtl``/``usemtl`` take one whitespace-free token; file names may have spaces.
+
+    Surrogates (undecodable bytes of a non-UTF-8 file name) become ``_`` too: the material name
+    is only a label, and trimesh encodes it as strict UTF-8."""
+    return re.sub(r"[\s\ud800-\udfff]+", "_", stem.strip()) or "material"
 
 
 def _export_copy(mesh: trimesh.Trimesh, material_name: str) -> trimesh.Trimesh:
@@ -210,8 +217,8 @@ def _name_companions(extra: dict[str, bytes], mtl_path: Path, png_path: Path) ->
 
 
 def _rename_map_kd(mtl: bytes, old: str, new: str) -> bytes:
-    lines = mtl.decode("utf-8").split("\n")
+    lines = mtl.decode("utf-8", _FS_ERRORS).split("\n")
     for i, line in enumerate(lines):
         if line.strip().lower().startswith("map_kd") and line.rstrip().endswith(old):
             lines[i] = f"map_Kd {new}"
-    return "\n".join(lines).encode("utf-8")
+    return "\n".join(lines).encode("utf-8", _FS_ERRORS)

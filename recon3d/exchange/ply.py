@@ -15,7 +15,6 @@ a single self-contained file. Coordinates are written unchanged (OpenCV camera f
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from trimesh.visual.color import ColorVisuals, uv_to_interpolated_color
 from trimesh.visual.texture import TextureVisuals
 
 from recon3d.errors import ExportError
-from recon3d.exchange.atomic import check_target, write_atomic
+from recon3d.exchange.atomic import PathInput, check_target, write_atomic
 
 __all__ = ["export_ply", "texture_vertex_colors"]
 
@@ -59,7 +58,7 @@ def texture_vertex_colors(visual: TextureVisuals) -> np.ndarray | None:
     return uv_to_interpolated_color(uv=uv, image=image)
 
 
-def export_ply(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> list[Path]:
+def export_ply(mesh: trimesh.Trimesh, path: PathInput) -> list[Path]:
     """Write ``mesh`` as binary little-endian PLY with vertex normals and colours.
 
     Args:
