@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import sys
 import threading
 from typing import Any
@@ -23,6 +24,9 @@ import numpy as np
 from recon3d.errors import CorruptedWeightsError, MissingWeightsError
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+"""Largest manifest accepted (the shipped one is under 1 kB); guards against a huge file."""
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _RESTORE_HINT = (
     "restore it with `git checkout -- weights/` in a source checkout, reinstall recon3d, "
     "or point RECON3D_WEIGHTS at a folder holding the shipped files"
@@ -48,23 +52,63 @@ def weights_dir() -> pathlib.Path:
 def read_manifest(folder: pathlib.Path | None = None) -> dict[str, Any]:
     """The parsed manifest ``{"files": {name: entry}}``.
 
-    Raises MissingWeightsError when it is absent, CorruptedWeightsError when it is malformed."""
+    Every entry is a dict with a 64-hex-digit ``sha256`` (and an int ``size`` when present), and
+    every name is a plain file name (no folders, no ``..``), so a tampered manifest cannot point
+    the loader outside the weights folder.
+
+    Raises:
+        MissingWeightsError: the manifest is absent or cannot be read.
+        CorruptedWeightsError: it is too large, not UTF-8 JSON, or not of the shape above.
+    """
     folder = folder or weights_dir()
     path = folder / MANIFEST
     if not path.is_file():
         raise MissingWeightsError(f"weights manifest not found at {path}; {_RESTORE_HINT}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptedWeightsError(f"weights manifest {path} is not valid JSON: {exc}") from exc
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise MissingWeightsError(
+            f"weights manifest {path} cannot be read: {exc}; {_RESTORE_HINT}"
+        ) from exc
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise CorruptedWeightsError(
+            f"weights manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes; {_RESTORE_HINT}"
+        )
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and Python's limit on the digits of
+    # an int; RecursionError is what deeply nested brackets give.
+    except (ValueError, RecursionError) as exc:
+        raise CorruptedWeightsError(
+            f"weights manifest {path} is not valid JSON: {exc}; {_RESTORE_HINT}"
+        ) from exc
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(
         isinstance(e, dict) and isinstance(e.get("sha256"), str) for e in files.values()
     ):
         raise CorruptedWeightsError(
-            f"weights manifest {path} must hold {{'files': {{name: {{'sha256': ...}}}}}}"
+            f"weights manifest {path} must hold {{'files': {{name: {{'sha256': ...}}}}}}; "
+            + _RESTORE_HINT
         )
+    for name, entry in files.items():
+        problem = _entry_problem(name, entry)
+        if problem:
+            raise CorruptedWeightsError(
+                f"weights manifest {path}: entry {name!r} {problem}; {_RESTORE_HINT}"
+            )
     return manifest
+
+
+def _entry_problem(name: str, entry: dict[str, Any]) -> str | None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        return "is not a plain file name"
+    if not _HEX64.fullmatch(entry["sha256"]):
+        return "has a sha256 that is not 64 hex digits"
+    size = entry.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        return "has a size that is not a non-negative integer"
+    return None
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -76,7 +120,14 @@ def _sha256(path: pathlib.Path) -> str:
 
 
 def verified_path(name: str, folder: pathlib.Path | None = None) -> pathlib.Path:
-    """Path of weights file ``name`` after checking its size and sha256 against the manifest."""
+    """Path of weights file ``name`` after checking its size and sha256 against the manifest.
+
+    Raises:
+        MissingWeightsError: the manifest or the file is absent or unreadable, or ``name`` is
+            not listed.
+        CorruptedWeightsError: size or sha256 differ from the manifest (truncated, replaced).
+        Every message names the file and says how to restore it.
+    """
     folder = folder or weights_dir()
     entry = read_manifest(folder)["files"].get(name)
     if entry is None:
@@ -84,35 +135,98 @@ def verified_path(name: str, folder: pathlib.Path | None = None) -> pathlib.Path
     path = folder / name
     if not path.is_file():
         raise MissingWeightsError(f"weights file {path} is missing; {_RESTORE_HINT}")
-    size = path.stat().st_size
-    if "size" in entry and size != entry["size"]:
+    try:
+        size = path.stat().st_size
+        if "size" in entry and size != entry["size"]:
+            raise CorruptedWeightsError(
+                f"weights file {path} has {size} bytes, the manifest says {entry['size']} "
+                f"(truncated or replaced); {_RESTORE_HINT}"
+            )
+        digest = _sha256(path)
+    except OSError as exc:
+        raise MissingWeightsError(
+            f"weights file {path} cannot be read: {exc}; {_RESTORE_HINT}"
+        ) from exc
+    if digest != entry["sha256"].lower():
         raise CorruptedWeightsError(
-            f"weights file {path} has {size} bytes, the manifest says {entry['size']} "
-            f"(truncated or replaced); {_RESTORE_HINT}"
-        )
-    if _sha256(path) != entry["sha256"]:
-        raise CorruptedWeightsError(
-            f"weights file {path} does not match its sha256 in the manifest; {_RESTORE_HINT}"
+            f"weights file {path} does not match its sha256 in the manifest "
+            f"(expected {entry['sha256']}, found {digest}); {_RESTORE_HINT}"
         )
     return path
 
 
 def load_arrays(
-    name: str, required: tuple[str, ...] = (), folder: pathlib.Path | None = None
+    name: str,
+    required: tuple[str, ...] = (),
+    folder: pathlib.Path | None = None,
+    *,
+    optional: tuple[str, ...] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Verified numpy arrays and metadata of a safetensors file; checks ``required`` keys exist."""
+    """Verified numpy arrays and metadata of a safetensors file.
+
+    The file's sha256 is checked first (:func:`verified_path`), then its tensor names: with a
+    non-empty ``required``, the file must hold every required tensor and nothing beyond
+    ``required + optional`` (an unexpected tensor means the file is not the one the code was
+    written for; it is refused before any tensor data is read). safetensors holds raw arrays
+    and a JSON header only; nothing is ever unpickled.
+
+    Args:
+        name: file name inside the weights folder, as listed in the manifest.
+        required: tensor names that must be present; empty loads whatever the file holds.
+        folder: the weights folder (default :func:`weights_dir`).
+        optional: tensor names that may be present besides ``required``.
+
+    Returns:
+        ``(arrays, metadata)``: name -> array of the shape and dtype stored, and the
+        safetensors string metadata.
+
+    Raises:
+        MissingWeightsError, CorruptedWeightsError: see :func:`verified_path`; also
+            CorruptedWeightsError for an unparsable file or missing / unexpected tensors.
+    """
+    path = verified_path(name, folder)
+    return read_safetensors(path, required, optional=optional)
+
+
+def read_safetensors(
+    path: pathlib.Path, required: tuple[str, ...] = (), *, optional: tuple[str, ...] = ()
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Parse a safetensors file without the manifest check (see :func:`load_arrays`).
+
+    Raises:
+        CorruptedWeightsError: the file cannot be parsed, or lacks a ``required`` tensor, or
+            (with ``required`` given) holds tensors outside ``required + optional``.
+    """
     from safetensors import SafetensorError, safe_open
 
-    path = verified_path(name, folder)
     try:
         with safe_open(str(path), framework="numpy") as fh:
-            arrays = {key: fh.get_tensor(key) for key in fh.keys()}
+            keys = list(fh.keys())
+            missing = [key for key in required if key not in keys]
+            if missing:
+                raise CorruptedWeightsError(
+                    f"weights file {path} lacks tensors {missing}; {_RESTORE_HINT}"
+                )
+            if required:
+                allowed = set(required) | set(optional)
+                extra = sorted(key for key in keys if key not in allowed)
+                if extra:
+                    raise CorruptedWeightsError(
+                        f"weights file {path} holds unexpected tensors {extra[:10]}"
+                        f"{' ...' if len(extra) > 10 else ''} (not the file this version of "
+                        f"recon3d expects); {_RESTORE_HINT}"
+                    )
+            arrays = {key: fh.get_tensor(key) for key in keys}
             metadata = dict(fh.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CorruptedWeightsError(f"weights file {path} cannot be read: {exc}") from exc
-    missing = [key for key in required if key not in arrays]
-    if missing:
-        raise CorruptedWeightsError(f"weights file {path} lacks tensors {missing}; {_RESTORE_HINT}")
+    except (CorruptedWeightsError, MemoryError):
+        raise
+    # safetensors raises SafetensorError for a bad header, OSError for I/O, and TypeError /
+    # ValueError from numpy for dtypes or shapes numpy cannot represent (bfloat16); all of them
+    # mean "this file is unusable".
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise CorruptedWeightsError(
+            f"weights file {path} cannot be read as safetensors: {exc}; {_RESTORE_HINT}"
+        ) from exc
     return arrays, metadata
 
 
