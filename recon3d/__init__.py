@@ -6,6 +6,7 @@
 """
 
 from recon3d._version import __version__
+from recon3d.batch import reconstruct_many
 from recon3d.errors import (
     CorruptedWeightsError,
     ExportError,
@@ -22,6 +23,7 @@ from recon3d.reconstruction import Reconstruction
 __all__ = [
     "__version__",
     "reconstruct",
+    "reconstruct_many",
     "Reconstruction",
     "HeadReconstructionPipeline",
     "Recon3dError",

@@ -1,4 +1,5 @@
-"""Command line: ``recon3d reconstruct PHOTO -o head.obj`` and ``recon3d info``."""
+"""Command line: ``recon3d reconstruct PHOTO -o head.obj``, ``recon3d batch IN_DIR -o OUT_DIR``
+and ``recon3d info``."""
 
 from __future__ import annotations
 
@@ -58,6 +59,65 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         for path in written:
             print(f"  wrote {path}")
     return 0
+
+
+def _batch_inputs(folder: pathlib.Path) -> list[pathlib.Path]:
+    """Regular, non-hidden files directly in ``folder``, sorted by name (not recursive)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from recon3d.batch import BatchFailure, reconstruct_many
+    from recon3d.errors import InvalidImageError, NoFaceFound, NoPersonFound, Recon3dError
+
+    in_dir, out_dir = pathlib.Path(args.input_dir), pathlib.Path(args.output)
+    if not in_dir.is_dir():
+        print(f"error: input folder {in_dir} does not exist or is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    if out_dir.resolve() == in_dir.resolve():
+        print("error: the output folder must differ from the input folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # Only OUT_DIR itself is created: a missing parent is more likely a typo.
+        out_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create output folder {out_dir}: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    inputs = _batch_inputs(in_dir)
+    if not inputs:
+        print(f"error: no files in {in_dir}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def progress(outcome: object) -> None:
+        if args.quiet:
+            return
+        if isinstance(outcome, BatchFailure):
+            print(f"  failed {outcome.source}: {outcome.error_type}", flush=True)
+        else:
+            print(f"  ok     {outcome.source} -> {outcome.outputs[0]}", flush=True)
+
+    if not args.quiet:
+        print(f"reconstructing {len(inputs)} files from {in_dir} into {out_dir}", flush=True)
+    try:
+        result = reconstruct_many(
+            inputs,
+            workers=args.workers,
+            output_dir=out_dir,
+            format=args.format,
+            target=args.target,
+            face_index=args.face_index,
+            on_result=progress,
+        )
+    except (Recon3dError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(result.summary(), file=sys.stderr if result.failures else sys.stdout)
+    if result.ok:
+        return 0
+    input_errors = (InvalidImageError, NoFaceFound, NoPersonFound)
+    if all(isinstance(f.error, input_errors) for f in result.failures):
+        return EXIT_INPUT
+    return EXIT_ENVIRONMENT
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -138,6 +198,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rec.set_defaults(func=_cmd_reconstruct)
+
+    batch = sub.add_parser(
+        "batch",
+        help="reconstruct every photo in a folder; bad files are reported at the end",
+        description=(
+            "Reconstruct every regular, non-hidden file directly inside IN_DIR into OUT_DIR "
+            "(created if missing; its parent must exist) as <stem>.<format>. Files that fail "
+            "are skipped and listed at the end. Exit status: 0 all succeeded, 3 some inputs "
+            "were unusable (bad image, no face), 4 other failures (export, weights, renderer)."
+        ),
+    )
+    batch.add_argument("input_dir", metavar="IN_DIR", help="folder of input photos")
+    batch.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    batch.add_argument(
+        "--format", choices=["obj", "glb", "ply"], default="obj", help="mesh format (default: obj)"
+    )
+    batch.add_argument(
+        "--workers", type=int, default=1, help="photos processed at once (default: 1)"
+    )
+    batch.add_argument(
+        "--target",
+        choices=["auto", "head", "body"],
+        default="auto",
+        help="what to reconstruct (default: auto)",
+    )
+    batch.add_argument(
+        "--face-index", type=int, default=0, help="which face, largest first (default: 0)"
+    )
+    batch.add_argument("-q", "--quiet", action="store_true", help="only the final report")
+    batch.set_defaults(func=_cmd_batch)
 
     info = sub.add_parser("info", help="versions, weights found, renderer backend")
     info.set_defaults(func=_cmd_info)
