@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+from scipy.spatial.transform import Rotation
 
 from recon3d.errors import ExportError
 from recon3d.exchange import SUPPORTED_EXTENSIONS, export_mesh
 from recon3d.exchange import atomic as atomic_mod
+from recon3d.exchange import glb as glb_mod
 from recon3d.exchange.glb import OPENCV_TO_GLTF, export_glb
+from recon3d.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -469,25 +472,457 @@ def gltf_validator() -> Path:
     return package
 
 
-def test_glb_passes_khronos_validator(
-    mesh: trimesh.Trimesh, tmp_path: Path, gltf_validator: Path
-) -> None:
-    (glb,) = export_mesh(mesh, tmp_path / "head.glb")
-    script = tmp_path / "validate.js"
+def _validate(glb: Path, validator: Path) -> dict:
+    """The Khronos validator's ``issues`` report for ``glb``; logs every message."""
+    script = glb.parent / "validate.js"
     script.write_text(_VALIDATE_JS)
-
     result = subprocess.run(
-        ["node", str(script), str(gltf_validator), str(glb)],
+        ["node", str(script), str(validator), str(glb)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+    script.unlink()
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    issues = report["issues"]
+    issues = json.loads(result.stdout)["issues"]
     for message in issues["messages"]:
         # severity 0 = error, 1 = warning, 2 = info, 3 = hint
         logger.info("gltf-validator %s: %s", message["code"], message["message"])
         print(f"gltf-validator [{message['severity']}] {message['code']}: {message['message']}")
+    return issues
+
+
+def test_glb_passes_khronos_validator(
+    mesh: trimesh.Trimesh, tmp_path: Path, gltf_validator: Path
+) -> None:
+    (glb,) = export_mesh(mesh, tmp_path / "head.glb")
+
+    issues = _validate(glb, gltf_validator)
     errors = [m for m in issues["messages"] if m["severity"] == 0]
     assert issues["numErrors"] == 0, errors
+
+
+def test_rigged_glb_passes_khronos_validator(
+    rigged: trimesh.Trimesh, tmp_path: Path, gltf_validator: Path
+) -> None:
+    (glb,) = export_mesh(rigged, tmp_path / "limb.glb")
+
+    issues = _validate(glb, gltf_validator)
+    errors = [m for m in issues["messages"] if m["severity"] == 0]
+    assert issues["numErrors"] == 0, errors
+    assert issues["numWarnings"] == 0, issues["messages"]
+    # the validator did look at the skin: it is reported as used, not as unused data
+    codes = {m["code"] for m in issues["messages"]}
+    assert "UNUSED_OBJECT" not in codes, issues["messages"]
+
+
+# --------------------------------------------------------------------------- skeleton (glTF skin)
+
+# A "Y" rig in the OpenCV camera frame (y down, z forward): root -> spine -> neck -> head, and an
+# arm branching off the spine. Metres, in front of the camera so the frame change matters.
+RIG_NAMES = ("root", "spine", "neck", "head", "arm.L")
+RIG_PARENTS = np.array([-1, 0, 1, 2, 1])
+RIG_JOINTS = np.array(
+    [[0.0, 0.3, 1.0], [0.0, 0.1, 1.0], [0.0, -0.1, 1.0], [0.0, -0.25, 1.0], [0.12, 0.0, 1.0]],
+    dtype=np.float32,
+)
+# joint -> the joints it moves (itself and its descendants)
+RIG_SUBTREE = {"root": {0, 1, 2, 3, 4}, "spine": {1, 2, 3, 4}, "head": {3}, "arm.L": {4}}
+
+
+def _tube(rings: int = 21, sections: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An open tube along y around the rig: vertices (V, 3), faces (F, 3), UVs (V, 2)."""
+    angle = np.linspace(0.0, 2 * np.pi, sections, endpoint=False)
+    height = np.linspace(0.6, -0.4, rings)
+    ys, ts = np.meshgrid(height, angle, indexing="ij")
+    vertices = np.stack([0.08 * np.cos(ts), ys, 1.0 + 0.08 * np.sin(ts)], axis=-1).reshape(-1, 3)
+    uv = np.stack(np.meshgrid(np.arange(rings), np.arange(sections), indexing="ij"), axis=-1)
+    uv = (uv.reshape(-1, 2)[:, ::-1] + 0.5) / [sections, rings]
+    r, s = np.meshgrid(np.arange(rings - 1), np.arange(sections), indexing="ij")
+    a, b = r * sections + s, r * sections + (s + 1) % sections
+    c, d = a + sections, b + sections
+    faces = np.concatenate([np.stack([a, b, c], -1), np.stack([b, d, c], -1)]).reshape(-1, 3)
+    return vertices, faces, uv
+
+
+def _rig_skeleton(vertices: np.ndarray, seed: int = 0) -> Skeleton:
+    """Gaussian falloff from every joint, cut below 0.3 %: 1 to 5 influences per vertex, in
+    shuffled columns, so the exporter must pick and renormalise the top 4 of some rows."""
+    distance = np.linalg.norm(vertices[:, None, :] - RIG_JOINTS[None].astype(np.float64), axis=2)
+    weights = np.exp(-((distance / 0.15) ** 2))
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights[weights < 3e-3] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    indices = np.tile(np.arange(len(RIG_NAMES)), (len(vertices), 1))
+    order = np.random.default_rng(seed).permuted(indices, axis=1)
+    return Skeleton(
+        RIG_NAMES,
+        RIG_PARENTS,
+        RIG_JOINTS,
+        order.astype(np.int32),
+        np.take_along_axis(weights, order, 1).astype(np.float32),
+    )
+
+
+@pytest.fixture
+def rigged() -> trimesh.Trimesh:
+    vertices, faces, uv = _tube()
+    tube = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    tube.visual = trimesh.visual.TextureVisuals(uv=uv, image=_gradient_image())
+    tube.metadata["skeleton"] = _rig_skeleton(vertices)
+    return tube
+
+
+def _read(gltf: object, index: int) -> np.ndarray:
+    """Accessor ``index`` of a pygltflib GLB as a (count, components) array."""
+    accessor = gltf.accessors[index]
+    view = gltf.bufferViews[accessor.bufferView]
+    dtype = {5126: "<f4", 5123: "<u2", 5125: "<u4", 5121: "u1"}[accessor.componentType]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor.type]
+    assert view.byteStride in (None, np.dtype(dtype).itemsize * width)
+    start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
+    raw = gltf.binary_blob()[start : start + accessor.count * width * np.dtype(dtype).itemsize]
+    return np.frombuffer(raw, dtype=dtype).reshape(accessor.count, width)
+
+
+def _load(path: Path) -> object:
+    import pygltflib
+
+    return pygltflib.GLTF2.load_from_bytes(path.read_bytes())
+
+
+def _global_transforms(gltf: object, rotations: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """node -> (4, 4) world transform, walking the scene; ``rotations`` overrides the rotation
+    (3, 3) of the named nodes (a pose)."""
+    out: dict[int, np.ndarray] = {}
+
+    def visit(index: int, parent: np.ndarray) -> None:
+        node = gltf.nodes[index]
+        local = np.eye(4)
+        if node.matrix is not None:
+            local = np.asarray(node.matrix, dtype=np.float64).reshape(4, 4).T
+        else:
+            quat = node.rotation if node.rotation is not None else [0.0, 0.0, 0.0, 1.0]
+            scale = node.scale if node.scale is not None else [1.0, 1.0, 1.0]
+            local[:3, :3] = Rotation.from_quat(quat).as_matrix() * scale  # glTF: x, y, z, w
+            local[:3, 3] = node.translation if node.translation is not None else 0.0
+        if node.name in rotations:
+            local[:3, :3] = rotations[node.name]
+        out[index] = parent @ local
+        for child in node.children:
+            visit(child, out[index])
+
+    for root in gltf.scenes[gltf.scene or 0].nodes:
+        visit(root, np.eye(4))
+    return out
+
+
+def _skin_vertices(gltf: object, rotations: dict[str, np.ndarray]) -> np.ndarray:
+    """Linear blend skinning of the GLB's mesh with its own skin data: (V, 3) posed vertices."""
+    (primitive,) = gltf.meshes[0].primitives
+    skin = gltf.skins[0]
+    world = _global_transforms(gltf, rotations)
+    inverse_bind = _read(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+    joint_matrices = np.stack(
+        [world[node] @ ibm for node, ibm in zip(skin.joints, inverse_bind, strict=True)]
+    )
+    positions = _read(gltf, primitive.attributes.POSITION).astype(np.float64)
+    joints = _read(gltf, primitive.attributes.JOINTS_0).astype(np.int64)
+    weights = _read(gltf, primitive.attributes.WEIGHTS_0).astype(np.float64)
+    blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])
+    homogeneous = np.column_stack([positions, np.ones(len(positions))])
+    return np.einsum("vij,vj->vi", blended, homogeneous)[:, :3]
+
+
+def _expected_influences(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """What JOINTS_0/WEIGHTS_0 must hold: the top 4, unused slots pointing at joint 0."""
+    indices, weights = skeleton.top_influences(4)
+    return np.where(weights > 0, indices, 0), weights
+
+
+@pytest.mark.parametrize("to_gltf_frame", [True, False])
+def test_rigged_glb_round_trip(
+    rigged: trimesh.Trimesh, tmp_path: Path, to_gltf_frame: bool
+) -> None:
+    skeleton = rigged.metadata["skeleton"]
+    rotation = OPENCV_TO_GLTF if to_gltf_frame else np.eye(3)
+
+    (path,) = export_glb(rigged, tmp_path / "limb.glb", to_gltf_frame=to_gltf_frame)
+
+    _assert_no_leftovers(tmp_path, {"limb.glb"})
+    gltf = _load(path)
+    (skin,) = gltf.skins
+    (mesh_node,) = [i for i, node in enumerate(gltf.nodes) if node.mesh is not None]
+    assert gltf.nodes[mesh_node].skin == 0
+    scene_roots = gltf.scenes[gltf.scene or 0].nodes
+    assert mesh_node in scene_roots  # a skinned mesh node must be a root (validator warning)
+    # joints: one node per joint, named, in rig order, in the rig's hierarchy
+    assert [gltf.nodes[n].name for n in skin.joints] == list(RIG_NAMES)
+    parent_of = {c: p for p, node in enumerate(gltf.nodes) for c in node.children}
+    parents = [skin.joints.index(parent_of[n]) if n in parent_of else -1 for n in skin.joints]
+    assert parents == RIG_PARENTS.tolist()
+    assert skin.skeleton == skin.joints[0] and skin.joints[0] in scene_roots
+    for index, node in zip(skin.joints, map(gltf.nodes.__getitem__, skin.joints), strict=True):
+        assert node.rotation in (None, [0.0, 0.0, 0.0, 1.0]) and node.matrix is None, index
+    # bind pose: each joint node sits at the joint (rotated like the mesh); IBMs invert that
+    bind = rigged.vertices @ rotation.T
+    world = _global_transforms(gltf, {})
+    joints_world = np.stack([world[n] for n in skin.joints])
+    np.testing.assert_allclose(joints_world[:, :3, 3], RIG_JOINTS @ rotation.T, atol=1e-6)
+    # root: absolute position; others: offset from the parent joint
+    offsets = RIG_JOINTS - np.where(RIG_PARENTS[:, None] >= 0, RIG_JOINTS[RIG_PARENTS], 0)
+    translations = [gltf.nodes[n].translation for n in skin.joints]
+    np.testing.assert_allclose(translations, offsets @ rotation.T, atol=1e-6)
+    ibm_accessor = gltf.accessors[skin.inverseBindMatrices]
+    assert (ibm_accessor.type, ibm_accessor.componentType) == ("MAT4", 5126)
+    inverse_bind = _read(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+    np.testing.assert_allclose(inverse_bind, np.linalg.inv(joints_world), atol=1e-6)
+    # skin attributes: the input's top 4, renormalised, in the mesh's vertex order
+    (primitive,) = gltf.meshes[0].primitives
+    np.testing.assert_allclose(_read(gltf, primitive.attributes.POSITION), bind, atol=1e-6)
+    joints_acc = gltf.accessors[primitive.attributes.JOINTS_0]
+    weights_acc = gltf.accessors[primitive.attributes.WEIGHTS_0]
+    assert (joints_acc.type, joints_acc.componentType) == ("VEC4", 5123)
+    assert (weights_acc.type, weights_acc.componentType) == ("VEC4", 5126)
+    expected_joints, expected_weights = _expected_influences(skeleton)
+    weights = _read(gltf, primitive.attributes.WEIGHTS_0)
+    np.testing.assert_array_equal(_read(gltf, primitive.attributes.JOINTS_0), expected_joints)
+    np.testing.assert_array_equal(weights, expected_weights)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    influences = (skeleton.skin_weights > 0).sum(axis=1)
+    assert (influences == 5).any() and (influences < 4).any()  # top-4 cut and empty slots
+    np.testing.assert_array_equal((weights > 0).sum(axis=1), np.minimum(influences, 4))
+    # the texture path is the real one
+    assert primitive.material is not None and primitive.attributes.TEXCOORD_0 is not None
+
+
+@pytest.mark.parametrize("to_gltf_frame", [True, False])
+def test_rigged_glb_bind_pose_reproduces_the_mesh(
+    rigged: trimesh.Trimesh, tmp_path: Path, to_gltf_frame: bool
+) -> None:
+    (path,) = export_glb(rigged, tmp_path / "limb.glb", to_gltf_frame=to_gltf_frame)
+
+    gltf = _load(path)
+    (primitive,) = gltf.meshes[0].primitives
+    positions = _read(gltf, primitive.attributes.POSITION)
+    np.testing.assert_allclose(_skin_vertices(gltf, {}), positions, atol=1e-5)
+
+
+@pytest.mark.parametrize("joint", ["spine", "head", "arm.L", "root"])
+def test_rigged_glb_posing_a_joint_moves_what_it_weights(
+    rigged: trimesh.Trimesh, tmp_path: Path, joint: str
+) -> None:
+    (path,) = export_glb(rigged, tmp_path / "limb.glb")
+    gltf = _load(path)
+    (primitive,) = gltf.meshes[0].primitives
+    positions = _read(gltf, primitive.attributes.POSITION).astype(np.float64)
+    quarter = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+
+    posed = _skin_vertices(gltf, {joint: quarter})
+
+    # independent expectation: a vertex follows the rotation about the joint (in the glTF frame)
+    # by the share s of its weight on the joint and its descendants
+    pivot = RIG_JOINTS[RIG_NAMES.index(joint)].astype(np.float64) @ OPENCV_TO_GLTF.T
+    indices, weights = _expected_influences(rigged.metadata["skeleton"])
+    share = (weights * np.isin(indices, list(RIG_SUBTREE[joint]))).sum(axis=1)[:, None]
+    turned = (positions - pivot) @ quarter.T + pivot
+    np.testing.assert_allclose(posed, (1 - share) * positions + share * turned, atol=1e-5)
+    moved = np.linalg.norm(posed - positions, axis=1) > 1e-4
+    off_axis = np.linalg.norm((positions - pivot)[:, :2], axis=1) > 0.01  # axis: z through pivot
+    assert moved[(share[:, 0] > 1e-3) & off_axis].all()
+    assert moved.any()
+    if joint != "root":
+        still = share[:, 0] == 0  # the rest of the body stays exactly where it was
+        assert still.any()
+        np.testing.assert_allclose(posed[still], positions[still], atol=1e-6)
+
+
+def test_rig_rows_gltf_forbids_are_repaired(rigged: trimesh.Trimesh, tmp_path: Path) -> None:
+    skeleton = rigged.metadata["skeleton"]
+    indices, weights = skeleton.skin_indices.copy(), skeleton.skin_weights.copy()
+    indices[0], weights[0] = [2, 4, 1, 2, 2], [0.2, 0.0, 0.1, 0.3, 0.4]  # joint 2 three times
+    weights[1] = 0.0  # a vertex the rig leaves free
+    rigged.metadata["skeleton"] = Skeleton(RIG_NAMES, RIG_PARENTS, RIG_JOINTS, indices, weights)
+
+    (path,) = export_glb(rigged, tmp_path / "limb.glb")
+
+    gltf = _load(path)
+    (primitive,) = gltf.meshes[0].primitives
+    joints, weights = (
+        _read(gltf, primitive.attributes.JOINTS_0),
+        _read(gltf, primitive.attributes.WEIGHTS_0),
+    )
+    # a joint appears once per vertex with the sum of its weights; a free vertex follows the root
+    np.testing.assert_array_equal(joints[:2], [[2, 1, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_allclose(weights[:2], [[0.9, 0.1, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(
+        _skin_vertices(gltf, {}), _read(gltf, primitive.attributes.POSITION), atol=1e-5
+    )
+
+
+def _old_glb_bytes(mesh: trimesh.Trimesh, name: str) -> bytes:
+    """What export_glb wrote before skeletons existed: trimesh's GLB of the rotated copy."""
+    copy = glb_mod._export_copy(mesh, OPENCV_TO_GLTF, name=name)
+    return trimesh.exchange.gltf.export_glb(copy, include_normals=True)
+
+
+@pytest.mark.parametrize("metadata", [{}, {"skeleton": None}])
+def test_glb_without_skeleton_is_unchanged(
+    mesh: trimesh.Trimesh, tmp_path: Path, metadata: dict
+) -> None:
+    mesh.metadata.update(metadata)
+
+    (path,) = export_glb(mesh, tmp_path / "head.glb")
+
+    assert path.read_bytes() == _old_glb_bytes(mesh, "head")
+    gltf = _glb_json(path)
+    assert "skins" not in gltf and len(gltf["nodes"]) == 1
+    assert "JOINTS_0" not in gltf["meshes"][0]["primitives"][0]["attributes"]
+
+
+def test_glb_imports_pygltflib_only_for_a_skeleton(
+    mesh: trimesh.Trimesh, rigged: trimesh.Trimesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not hasattr(glb_mod, "pygltflib")
+    monkeypatch.setitem(__import__("sys").modules, "pygltflib", None)  # import fails
+
+    export_glb(mesh, tmp_path / "head.glb")
+    with pytest.raises(ExportError, match="pygltflib"):
+        export_glb(rigged, tmp_path / "limb.glb")
+    _assert_no_leftovers(tmp_path, {"head.glb"})
+
+
+def _broken_rigs(vertices: np.ndarray) -> dict[str, object]:
+    good = _rig_skeleton(vertices)
+    idx, w = good.skin_indices, good.skin_weights
+    rig = (RIG_NAMES, RIG_PARENTS, RIG_JOINTS)
+    nan_weights, negative_weights, far_joint = w.copy(), w.copy(), idx.copy()
+    nan_weights[3, 1] = np.nan
+    negative_weights[5, 0] = -0.1
+    far_joint[7, 2] = len(RIG_NAMES)
+    bad_joints = RIG_JOINTS.copy()
+    bad_joints[2, 0] = np.inf
+    return {
+        "rows": Skeleton(*rig, idx[:-1], w[:-1]),
+        "index": Skeleton(*rig, far_joint, w),
+        "nan": Skeleton(*rig, idx, nan_weights),
+        "negative": Skeleton(*rig, idx, negative_weights),
+        "float-indices": Skeleton(*rig, idx.astype(np.float32), w),
+        "joints": Skeleton(RIG_NAMES, RIG_PARENTS, bad_joints, idx, w),
+        "type": {"names": RIG_NAMES},
+    }
+
+
+@pytest.mark.parametrize("case", list(_broken_rigs(_tube()[0])))
+def test_rig_that_does_not_fit_writes_nothing(
+    rigged: trimesh.Trimesh, tmp_path: Path, case: str
+) -> None:
+    rigged.metadata["skeleton"] = _broken_rigs(rigged.vertices)[case]
+
+    with pytest.raises(ExportError, match="skeleton"):
+        export_mesh(rigged, tmp_path / "limb.glb")
+    _assert_no_leftovers(tmp_path)
+
+
+def test_rig_failure_while_amending_writes_nothing(
+    rigged: trimesh.Trimesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pygltflib
+
+    def broken(self: object) -> list[bytes]:
+        raise RuntimeError("injected pygltflib failure")
+
+    monkeypatch.setattr(pygltflib.GLTF2, "save_to_bytes", broken)
+    (tmp_path / "limb.glb").write_bytes(b"previous")
+    with pytest.raises(ExportError, match="injected pygltflib failure"):
+        export_mesh(rigged, tmp_path / "limb.glb")
+    _assert_no_leftovers(tmp_path, {"limb.glb"})
+    assert (tmp_path / "limb.glb").read_bytes() == b"previous"
+
+
+@pytest.mark.parametrize("name", ["fsync", "replace"])
+def test_rigged_write_failure_leaves_nothing(
+    rigged: trimesh.Trimesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    _fail_on_call(monkeypatch, os, name, 1)
+    with pytest.raises(ExportError, match="injected I/O error"):
+        export_mesh(rigged, tmp_path / "limb.glb")
+    _assert_no_leftovers(tmp_path)
+
+
+def _permuting_exporter(monkeypatch: pytest.MonkeyPatch, change: object) -> None:
+    """Make trimesh's GLB writer see ``change(mesh)`` instead of the mesh it is handed."""
+    original = trimesh.exchange.gltf.export_glb
+
+    def export(mesh: trimesh.Trimesh, **kwargs: object) -> bytes:
+        return original(change(mesh), **kwargs)
+
+    monkeypatch.setattr(trimesh.exchange.gltf, "export_glb", export)
+
+
+def test_rig_follows_vertices_that_trimesh_reorders(
+    rigged: trimesh.Trimesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    perm = np.random.default_rng(1).permutation(len(rigged.vertices))
+
+    def shuffle(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+        out = trimesh.Trimesh(
+            vertices=mesh.vertices[perm],
+            faces=np.argsort(perm)[mesh.faces],
+            vertex_normals=mesh.vertex_normals[perm],
+            process=False,
+        )
+        out.visual = trimesh.visual.TextureVisuals(
+            uv=mesh.visual.uv[perm], material=mesh.visual.material
+        )
+        return out
+
+    _permuting_exporter(monkeypatch, shuffle)
+    (path,) = export_glb(rigged, tmp_path / "limb.glb")
+
+    gltf = _load(path)
+    (primitive,) = gltf.meshes[0].primitives
+    np.testing.assert_allclose(
+        _read(gltf, primitive.attributes.POSITION), rigged.vertices[perm] * FLIP, atol=1e-6
+    )
+    expected_joints, expected_weights = _expected_influences(rigged.metadata["skeleton"])
+    np.testing.assert_array_equal(_read(gltf, primitive.attributes.JOINTS_0), expected_joints[perm])
+    np.testing.assert_array_equal(
+        _read(gltf, primitive.attributes.WEIGHTS_0), expected_weights[perm]
+    )
+
+
+@pytest.mark.parametrize("same_skin", [True, False])
+def test_rig_with_vertices_that_trimesh_merges(
+    rigged: trimesh.Trimesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_skin: bool
+) -> None:
+    # a UV seam: vertex V is a copy of vertex 0 used by one face; merged back by the "trimesh"
+    skeleton = rigged.metadata["skeleton"]
+    vertices = np.vstack([rigged.vertices, rigged.vertices[:1]])
+    faces = rigged.faces.copy()
+    faces[faces[:, 0] == 0, 0] = len(rigged.vertices)
+    source = np.append(np.arange(len(rigged.vertices)), 0 if same_skin else 40)
+    seamed = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    seamed.visual = trimesh.visual.TextureVisuals(
+        uv=np.vstack([rigged.visual.uv, [[0.99, 0.5]]]), image=_gradient_image()
+    )
+    seamed.metadata["skeleton"] = skeleton.for_vertices(source)
+
+    def merge(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+        mesh = mesh.copy()
+        mesh.merge_vertices(merge_tex=True, merge_norm=True)
+        return mesh
+
+    _permuting_exporter(monkeypatch, merge)
+    if not same_skin:
+        with pytest.raises(ExportError, match="different skin"):
+            export_glb(seamed, tmp_path / "limb.glb")
+        _assert_no_leftovers(tmp_path)
+        return
+    (path,) = export_glb(seamed, tmp_path / "limb.glb")
+    gltf = _load(path)
+    (primitive,) = gltf.meshes[0].primitives
+    assert gltf.accessors[primitive.attributes.POSITION].count == len(rigged.vertices)
+    expected_joints, expected_weights = _expected_influences(skeleton)
+    np.testing.assert_array_equal(_read(gltf, primitive.attributes.JOINTS_0), expected_joints)
+    np.testing.assert_array_equal(_read(gltf, primitive.attributes.WEIGHTS_0), expected_weights)

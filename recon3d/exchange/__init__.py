@@ -1,12 +1,18 @@
 """Mesh export: one module per file format, like :mod:`trimesh.exchange`.
 
-=========  ====================================================  ==========================
-extension  files written for ``head.<ext>``                      module
-=========  ====================================================  ==========================
-``.obj``   ``head.obj``, ``head.mtl``, ``head.png`` (texture)     :mod:`recon3d.exchange.obj`
-``.glb``   ``head.glb`` (texture embedded, y-up glTF frame)       :mod:`recon3d.exchange.glb`
-``.ply``   ``head.ply`` (binary, texture baked to vertex colours) :mod:`recon3d.exchange.ply`
-=========  ====================================================  ==========================
+=========  =====================================================  ==========================
+extension  files written for ``head.<ext>``                       module
+=========  =====================================================  ==========================
+``.obj``   ``head.obj``, ``head.mtl``, ``head.png`` (texture)      :mod:`recon3d.exchange.obj`
+``.glb``   ``head.glb`` (texture embedded, y-up glTF frame; the    :mod:`recon3d.exchange.glb`
+           skeleton as a glTF skin when ``mesh.metadata``
+           carries one)
+``.ply``   ``head.ply`` (binary, texture baked to vertex colours)  :mod:`recon3d.exchange.ply`
+=========  =====================================================  ==========================
+
+Only the GLB writer carries a rig (``mesh.metadata["skeleton"]``, a
+:class:`~recon3d.skeleton.Skeleton`): joints become nodes, the skin weights ``JOINTS_0`` and
+``WEIGHTS_0``, so the body can be posed in Blender or three.js. OBJ and PLY ignore it.
 
 Every writer is atomic (see :mod:`recon3d.exchange.atomic`): either all files of a result appear
 complete, or :class:`~recon3d.errors.ExportError` is raised and none is left at the output paths.
