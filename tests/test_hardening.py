@@ -1,0 +1,785 @@
+"""Hardening (issue 7): hostile images, hostile output paths, tampered weights, no network and no
+pickle at run time, threads, batch API and CLI, determinism of the written files, dependencies.
+
+Everything here runs the head pipeline; the body pipeline is not covered yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from helpers import png_header_only
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import ExifTags, Image, PngImagePlugin
+
+import recon3d
+from recon3d import reconstruct, reconstruct_many
+from recon3d.errors import (
+    CorruptedWeightsError,
+    ExportError,
+    ImageTooLargeError,
+    InvalidImageError,
+    MissingWeightsError,
+    Recon3dError,
+    WeightsError,
+)
+from recon3d.exchange import export_mesh
+from recon3d.io import load_image, load_image_with_metadata
+from recon3d.weights import (
+    load_arrays,
+    read_manifest,
+    read_safetensors,
+    register_file,
+    verified_path,
+    weights_dir,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+ASSET = "head_model.safetensors"
+
+
+def _encode(img: Image.Image, fmt: str, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _noise(size: int = 64, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+
+
+def _with_app1(jpeg: bytes, payload: bytes) -> bytes:
+    """``jpeg`` with an extra APP1 (EXIF) segment holding ``payload`` right after SOI."""
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile images
+
+
+def _bomb(fmt: str) -> bytes:
+    """A small file of format ``fmt`` whose header declares a huge image."""
+    base = _noise()
+    if fmt == "PNG":
+        return png_header_only(60_000, 60_000)
+    if fmt == "JPEG":
+        data = bytearray(_encode(base, "JPEG"))
+        sof = data.find(b"\xff\xc0")
+        struct.pack_into(">HH", data, sof + 5, 65_000, 65_000)  # height, width
+        return bytes(data)
+    if fmt == "GIF":
+        data = bytearray(_encode(base, "GIF"))
+        struct.pack_into("<HH", data, 6, 65_535, 65_535)
+        return bytes(data)
+    if fmt == "BMP":
+        data = bytearray(_encode(base, "BMP"))
+        struct.pack_into("<ii", data, 18, 2**31 - 1, -(2**31))
+        return bytes(data)
+    if fmt == "PPM":
+        return b"P6\n100000 100000\n255\n" + bytes(64)
+    if fmt == "TIFF":
+        data = bytearray(_encode(base, "TIFF"))
+        # Patch ImageWidth/ImageLength (SHORT or LONG) in the first IFD.
+        (ifd,) = struct.unpack_from("<I", data, 4)
+        (count,) = struct.unpack_from("<H", data, ifd)
+        for i in range(count):
+            entry = ifd + 2 + 12 * i
+            tag, kind = struct.unpack_from("<HH", data, entry)
+            if tag in (256, 257):
+                if kind == 3:
+                    struct.pack_into("<H", data, entry + 8, 65_535)
+                else:
+                    struct.pack_into("<I", data, entry + 8, 1_000_000)
+        return bytes(data)
+    raise AssertionError(fmt)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "PPM", "TIFF"])
+def test_decompression_bomb_headers_in_every_format(fmt: str) -> None:
+    bomb = _bomb(fmt)
+    assert len(bomb) < 20_000
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        load_image(bomb)
+
+
+def test_compressed_text_chunk_bomb_is_refused() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "A" * (20 * 1024 * 1024), zip=True)  # 20 MB inflated, ~20 kB stored
+    data = _encode(_noise(), "PNG", pnginfo=info)
+    assert len(data) < 100_000
+    with pytest.raises(InvalidImageError, match="too large"):
+        load_image(data)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"])
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+def test_truncated_images_in_every_format(fmt: str, keep: float) -> None:
+    params = {"lossless": True} if fmt == "WEBP" else {}
+    data = _encode(_noise(96), fmt, **params)
+    with pytest.raises(InvalidImageError):
+        load_image(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    ("name", "tail"),
+    [
+        ("jpeg+zip", b"PK\x03\x04" + bytes(200)),
+        ("jpeg+html", b"<html><script>alert(1)</script></html>"),
+        ("jpeg+php", b"<?php system($_GET['c']); ?>"),
+    ],
+)
+def test_polyglot_tails_are_ignored(name: str, tail: str) -> None:
+    """A valid image with another file appended decodes exactly like the clean image."""
+    clean = (DATA / "grace_hopper.jpg").read_bytes()
+    np.testing.assert_array_equal(load_image(clean + tail), load_image(clean))
+    png = _encode(_noise(), "PNG")
+    np.testing.assert_array_equal(load_image(png + tail), load_image(png))
+    gif = _encode(_noise(), "GIF")
+    np.testing.assert_array_equal(load_image(gif + tail), load_image(gif))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n",  # EPS: Pillow runs Ghostscript
+        b"%PDF-1.4\n",
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">',
+        b"\x00\x00\x01\x00",  # ICO
+    ],
+)
+def test_polyglot_prefixes_are_refused_without_running_anything(prefix: bytes, monkeypatch) -> None:
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    data = prefix + _encode(_noise(), "JPEG")
+    with pytest.raises(InvalidImageError, match="could not be identified"):
+        load_image(data)
+    # ...and ICO, an allowed-by-Pillow but not-by-us format, on its own.
+    with pytest.raises(InvalidImageError):
+        load_image(_encode(_noise(), "ICO"))
+
+
+def _absurd_exif_variants(jpeg: bytes) -> dict[str, bytes]:
+    img = Image.open(io.BytesIO(jpeg))
+    out = {}
+    for label, value in (("orientation 65535", 65_535), ("orientation 0", 0)):
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = value
+        out[label] = _encode(img, "JPEG", exif=exif, quality=95)
+    exif = Image.Exif()
+    exif[ExifTags.Base.ImageDescription] = "x" * 60_000
+    out["60 kB description"] = _encode(img, "JPEG", exif=exif, quality=95)
+    # Hand-made TIFF structures inside APP1: an IFD entry count of 65535 with no entries, an
+    # Exif sub-IFD pointing back at IFD0 (a loop), a tag whose data lies 256 MB past the end.
+    out["ifd count 65535"] = _with_app1(jpeg, b"Exif\0\0MM\0*\0\0\0\x08\xff\xff" + b"\x01" * 500)
+    loop = struct.pack("<HHII", 0x8769, 4, 1, 8)
+    out["ifd loop"] = _with_app1(jpeg, b"Exif\0\0II*\0\x08\0\0\0\x01\0" + loop)
+    far = struct.pack("<HHII", 0x0112, 3, 0x0FFFFFFF, 8)
+    out["tag past the end"] = _with_app1(jpeg, b"Exif\0\0II*\0\x08\0\0\0\x01\0" + far)
+    return out
+
+
+def test_images_with_absurd_exif_decode_like_the_clean_image() -> None:
+    clean_bytes = _encode(_noise(128), "JPEG", quality=95)
+    clean = load_image(clean_bytes)
+    for label, data in _absurd_exif_variants(clean_bytes).items():
+        loaded = load_image_with_metadata(data)
+        assert loaded.pixels.shape == clean.shape, label
+        # Re-encoding with EXIF via Pillow may requantise; hand-spliced variants are identical.
+        if label in ("ifd count 65535", "ifd loop", "tag past the end"):
+            np.testing.assert_array_equal(loaded.pixels, clean, err_msg=label)
+        assert loaded.focal_length_35mm is None, label
+
+
+def test_absurd_exif_focal_length_goes_through_the_pipeline(grace) -> None:
+    """EXIF claims a 65535 mm lens and orientation 65535: the pipeline ignores both."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 65_535
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.FocalLengthIn35mmFilm] = 65_535
+    with Image.open(DATA / "grace_hopper.jpg") as img:
+        data = _encode(img, "JPEG", exif=exif, quality=95)
+    assert load_image_with_metadata(data).focal_length_35mm == 65_535.0
+    rec = reconstruct(data, target="head")
+    assert np.isfinite(rec.vertices).all()
+    assert rec.camera.focal == pytest.approx(grace.camera.focal)  # the default lens, not 65535
+
+
+# --------------------------------------------------------------------------------------------
+# Public API: only typed errors escape
+
+
+_MAGIC = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"II*\x00", b"P6\n"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=512),
+        st.builds(lambda m, r: m + r, st.sampled_from(_MAGIC), st.binary(max_size=512)),
+    )
+)
+def test_reconstruct_on_arbitrary_bytes_raises_only_typed_errors(data: bytes) -> None:
+    try:
+        reconstruct(data, target="head")
+    except Recon3dError:
+        return
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.sampled_from([(0, 0, 3), (1, 1), (40, 5, 3), (48, 48), (64, 64, 4), (64, 64, 2)]),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int64, np.bool_]),
+    fill=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0, float("nan"), float("inf")]),
+)
+def test_reconstruct_on_arbitrary_arrays_raises_only_typed_errors(shape, dtype, fill) -> None:
+    with np.errstate(invalid="ignore"):
+        array = np.full(shape, fill).astype(dtype)
+    try:
+        reconstruct(array, target="head")
+    except Recon3dError:
+        return
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile output paths
+
+
+def _small_mesh() -> trimesh.Trimesh:
+    mesh = trimesh.creation.icosahedron()
+    uv = (mesh.vertices[:, :2] + 1) / 2
+    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, image=_noise(16))
+    return mesh
+
+
+_MESH = _small_mesh()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.one_of(
+        st.binary(min_size=0, max_size=300),
+        st.text(min_size=0, max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    ),
+    ext=st.sampled_from([b".obj", b".glb", b".ply", b".OBJ", b"", b".stl"]),
+    as_bytes=st.booleans(),
+)
+def test_export_to_arbitrary_file_names(name: bytes, ext: bytes, as_bytes: bool) -> None:
+    """Any file name: the files appear complete, or ExportError and the folder stays empty."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.fsencode(tmp)
+        path = folder + b"/" + name + ext
+        try:
+            written = export_mesh(_MESH, path if as_bytes else os.fsdecode(path))
+        except ExportError:
+            assert os.listdir(folder) == []
+            return
+        on_disk = set(os.listdir(folder))
+        assert {os.fsencode(p.name) for p in written} == on_disk
+        if ext.lower() == b".obj":
+            with open(os.fsencode(written[0]), "rb") as fh:
+                mtllib = next(line for line in fh if line.startswith(b"mtllib"))
+            assert mtllib[len(b"mtllib ") :].rstrip(b"\n") in on_disk
+
+
+def test_public_export_with_hostile_paths(grace, tmp_path: Path) -> None:
+    """Reconstruction.export with non-UTF-8, long, missing-folder and NUL paths."""
+    raw = os.fsencode(tmp_path) + b"/t\xeate\xff"
+    for ext in (".obj", ".glb", ".ply"):
+        written = grace.export(raw + ext.encode())
+        assert all(p.exists() for p in written)
+        assert os.fsencode(written[0].name) == b"t\xeate\xff" + ext.encode()
+    # The OBJ's mtllib and the MTL's map_Kd name the companions by their exact bytes.
+    with open(raw + b".obj", "rb") as fh:
+        assert b"mtllib t\xeate\xff.mtl\n" in fh.read()
+    with open(raw + b".mtl", "rb") as fh:
+        assert b"map_Kd t\xeate\xff.png" in fh.read()
+    loaded = trimesh.load(os.fsdecode(raw + b".obj"), process=False)
+    assert loaded.visual.material.image is not None
+
+    out = tmp_path / "cases"
+    out.mkdir()
+    cases = {
+        "name over NAME_MAX": out / ("x" * 300 + ".obj"),
+        "path over PATH_MAX": out / "/".join(["d" * 250] * 20) / "head.glb",
+        "missing folder": out / "missing" / "head.ply",
+        "NUL byte": str(out / "he\0ad.obj"),
+        "folder as file": out,
+    }
+    for label, path in cases.items():
+        with pytest.raises(ExportError):
+            grace.export(path)
+        assert list(out.iterdir()) == [], label
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS, errno.ENOSPC])
+def test_public_export_into_unwritable_folder(grace, tmp_path: Path, monkeypatch, code) -> None:
+    """A read-only folder (root ignores chmod, so the OS error is injected where it arises)."""
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    for ext in (".obj", ".glb", ".ply"):
+        with pytest.raises(ExportError, match="Cannot write"):
+            grace.export(tmp_path / f"head{ext}")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Tampered weights
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in ("manifest.json", ASSET):
+        (folder / name).write_bytes((_SHIPPED / name).read_bytes())
+    monkeypatch.setenv("RECON3D_WEIGHTS", str(folder))
+    return folder
+
+
+_SHIPPED = weights_dir()  # resolved at import, before any test points RECON3D_WEIGHTS elsewhere
+
+
+def _required() -> tuple[str, ...]:
+    """The tensor names of the shipped asset (what the head model needs)."""
+    from safetensors import safe_open
+
+    with safe_open(str(_SHIPPED / ASSET), framework="numpy") as fh:
+        return tuple(fh.keys())
+
+
+def test_wrong_hash_names_the_file_and_how_to_restore_it(weights_copy: Path) -> None:
+    path = weights_copy / ASSET
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptedWeightsError) as info:
+        load_arrays(ASSET, _required())
+    message = str(info.value)
+    assert str(path) in message and "sha256" in message
+    assert "git checkout -- weights/" in message and "RECON3D_WEIGHTS" in message
+
+
+def test_truncated_weights_names_the_file_and_how_to_restore_it(weights_copy: Path) -> None:
+    path = weights_copy / ASSET
+    path.write_bytes(path.read_bytes()[: 1 << 20])
+    with pytest.raises(CorruptedWeightsError, match="truncated") as info:
+        load_arrays(ASSET, _required())
+    assert str(path) in str(info.value) and "git checkout -- weights/" in str(info.value)
+
+
+def _rewrite_asset(folder: Path, change) -> None:
+    """Rewrite the asset with ``change(arrays)`` applied and re-register it in the manifest, as a
+    tampered-but-consistent supply chain would."""
+    from safetensors.numpy import save_file
+
+    arrays, metadata = read_safetensors(folder / ASSET)
+    change(arrays)
+    save_file(arrays, str(folder / ASSET), metadata=metadata)
+    register_file(folder / ASSET, command="test", seed=None, data="test", metrics={}, licence="")
+
+
+def test_safetensors_with_a_missing_tensor(weights_copy: Path) -> None:
+    _rewrite_asset(weights_copy, lambda a: a.pop("identity_basis"))
+    verified_path(ASSET)  # the hash matches the (re-registered) manifest...
+    with pytest.raises(CorruptedWeightsError, match=r"lacks tensors \['identity_basis'\]"):
+        load_arrays(ASSET, _required())  # ...but the content is not what the code needs
+
+
+def test_safetensors_with_an_extra_tensor(weights_copy: Path) -> None:
+    _rewrite_asset(weights_copy, lambda a: a.update(payload=np.zeros(10, np.float32)))
+    with pytest.raises(CorruptedWeightsError, match=r"unexpected tensors \['payload'\]"):
+        load_arrays(ASSET, _required())
+    arrays, _ = load_arrays(ASSET, _required(), optional=("payload",))
+    assert "payload" in arrays
+
+
+_ZEROS = "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        ("[" * 100_000, CorruptedWeightsError, "not valid JSON"),
+        (
+            '{"files": {"a": {"sha256": "0", "size": ' + "9" * 5000 + "}}}",
+            CorruptedWeightsError,
+            "JSON",
+        ),
+        ("\ufeff{}", CorruptedWeightsError, "JSON"),
+        ('{"files": []}', CorruptedWeightsError, "must hold"),
+        (
+            '{"files": {"../../etc/passwd": {"sha256": "' + "0" * 64 + '"}}}',
+            CorruptedWeightsError,
+            "plain",
+        ),
+        ('{"files": {"a": {"sha256": "zz"}}}', CorruptedWeightsError, "64 hex"),
+        (
+            '{"files": {"a": {"sha256": "' + "0" * 64 + '", "size": -1}}}',
+            CorruptedWeightsError,
+            "size",
+        ),
+    ],
+)
+def test_hostile_manifests(weights_copy: Path, text: str, error, match: str) -> None:
+    (weights_copy / "manifest.json").write_text(text, encoding="utf-8")
+    with pytest.raises(error, match=match):
+        load_arrays(ASSET, _required())
+
+
+def test_unreadable_manifest_and_weights(weights_copy: Path, monkeypatch) -> None:
+    import builtins
+
+    real_open = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if str(file).startswith(str(weights_copy)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    with pytest.raises(MissingWeightsError, match="cannot be read"):
+        verified_path(ASSET)
+
+
+def test_oversized_manifest(weights_copy: Path, monkeypatch) -> None:
+    import recon3d.weights as weights_mod
+
+    monkeypatch.setattr(weights_mod, "MAX_MANIFEST_BYTES", 100)
+    with pytest.raises(CorruptedWeightsError, match="larger than 100 bytes"):
+        read_manifest(weights_copy)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600) | st.text(max_size=300).map(str.encode))
+def test_arbitrary_manifest_bytes_raise_only_weights_errors(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "manifest.json").write_bytes(data)
+        try:
+            verified_path(ASSET, Path(tmp))
+        except WeightsError:
+            return
+    raise AssertionError("an arbitrary manifest verified a file that is not there")
+
+
+_ST_HEADER = json.dumps(
+    {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "__metadata__": {"k": "v"}}
+).encode()
+_ST_VALID = struct.pack("<Q", len(_ST_HEADER)) + _ST_HEADER + bytes(16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(_ST_VALID) - 1), st.integers(0, 255)), max_size=6),
+    cut=st.integers(0, len(_ST_VALID)),
+)
+def test_corrupted_safetensors_raise_only_corrupted_weights_error(edits, cut) -> None:
+    data = bytearray(_ST_VALID)
+    for where, value in edits:
+        data[where] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.safetensors"
+        path.write_bytes(bytes(data[:cut]))
+        try:
+            arrays, _ = read_safetensors(path, ("a",))
+        except CorruptedWeightsError:
+            return
+        assert set(arrays) == {"a"}
+
+
+def test_no_pickle_in_the_library_source() -> None:
+    """Static half of "no pickle is ever loaded" (the run-time half is the subprocess test)."""
+    pattern = re.compile(r"\bpickle\b|torch\.load\b|allow_pickle\s*=\s*True|joblib|dill\b")
+    hits = [
+        f"{path.relative_to(REPO)}:{i}"
+        for path in (REPO / "recon3d").rglob("*.py")
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert hits == []
+
+
+# --------------------------------------------------------------------------------------------
+# No network, no pickle: a fresh process with sockets and unpicklers disabled
+
+_OFFLINE_SCRIPT = r"""
+import pickle, socket, sys, io
+def blocked(*args, **kwargs):
+    raise RuntimeError(f"network access attempted: {args[:2]}")
+class BlockedSocket(socket.socket):  # a class, so that ssl.SSLSocket can still subclass it
+    def __init__(self, *args, **kwargs):
+        blocked(*args)
+socket.socket = BlockedSocket
+socket.create_connection = blocked
+socket.getaddrinfo = blocked
+socket.socketpair = blocked
+def no_pickle(*args, **kwargs):
+    raise RuntimeError("pickle used")
+pickle.load = pickle.loads = no_pickle
+class NoUnpickler:
+    def __init__(self, *a, **k):
+        raise RuntimeError("pickle.Unpickler used")
+pickle.Unpickler = NoUnpickler
+import numpy as np
+real_np_load = np.load
+def np_load(*args, allow_pickle=False, **kwargs):
+    if allow_pickle:
+        raise RuntimeError("np.load(allow_pickle=True) used")
+    return real_np_load(*args, allow_pickle=False, **kwargs)
+np.load = np_load
+import torch
+torch.load = no_pickle
+from pathlib import Path
+from recon3d import reconstruct
+out = Path(sys.argv[2])
+rec = reconstruct(sys.argv[1], target="head")
+for ext in (".obj", ".glb", ".ply"):
+    rec.export(out / f"head{ext}")
+assert rec.render(yaw=90, size=64).shape == (64, 64, 3)
+print("OFFLINE OK", sorted(p.name for p in out.iterdir()))
+"""
+
+
+def test_full_pipeline_without_network_or_pickle(tmp_path: Path) -> None:
+    env = {**os.environ, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_SCRIPT, str(DATA / "obama.jpg"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OFFLINE OK" in proc.stdout
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"head.obj", "head.mtl", "head.png", "head.glb", "head.ply"}
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and the batch API
+
+THREAD_PHOTOS = ("grace_hopper.jpg", "obama.jpg", "astronaut.png")
+
+
+def _assert_same(a, b, label: str) -> None:
+    assert np.array_equal(a.vertices, b.vertices), label
+    assert np.array_equal(a.texture, b.texture), label
+    assert np.array_equal(a.texture_confidence, b.texture_confidence), label
+
+
+@pytest.mark.slow  # ~13 s on the 2-core machine: four full reconstructions contend
+@pytest.mark.xfail(
+    strict=True,
+    reason="recon3d/render/renderer.py never releases the shared EGL context after a render "
+    "(pyrender's EGLPlatform.make_uncurrent is a no-op), so a render from a second thread fails "
+    "with EGL_BAD_ACCESS; see docs/hardening.md for the fix",
+)
+def test_reconstruct_from_four_threads_matches_serial(head_reconstructions, grace) -> None:
+    # Render once here first, as any program that used recon3d before starting threads would:
+    # the main thread then holds the context (and keeps it, so later tests still render).
+    grace.render(size=16)
+    photos = [*THREAD_PHOTOS, "grace_hopper.jpg"]
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = reconstruct(DATA / photos[i], target="head")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [r for r in results.values() if isinstance(r, BaseException)]
+    assert errors == []
+    for i, name in enumerate(photos):
+        _assert_same(results[i], head_reconstructions[name], name)
+
+
+def test_reconstruct_many_with_four_workers_matches_serial(head_reconstructions, tmp_path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a photo")
+    inputs = [DATA / n for n in THREAD_PHOTOS] + [junk, DATA / "grace_hopper.jpg"]
+    seen = []
+    result = reconstruct_many(inputs, workers=4, target="head", on_result=seen.append)
+    assert isinstance(result, recon3d.batch.BatchResult) and len(result) == 5 and len(seen) == 5
+    assert [s.index for s in result.successes] == [0, 1, 2, 4]
+    for success in result.successes:
+        name = Path(success.source).name
+        _assert_same(success.reconstruction, head_reconstructions[name], name)
+    (failure,) = result.failures
+    assert failure.source == str(junk) and failure.error_type == "InvalidImageError"
+    assert failure.expected and not result.ok
+    assert "FAILED" in result.summary() and str(junk) in result.summary()
+
+
+def test_reconstruct_many_arguments(tmp_path) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        reconstruct_many([], workers=0)
+    with pytest.raises(ExportError, match="format"):
+        reconstruct_many([], format=".stl")
+    with pytest.raises(ExportError, match="does not exist"):
+        reconstruct_many([], output_dir=tmp_path / "missing")
+    empty = reconstruct_many([])
+    assert empty.ok and len(empty) == 0
+    names = recon3d.batch.output_names(["a/x.jpg", "b/x.png", "c/X.jpg", "y.png", b"..", "z"])
+    assert len(set(n.lower() for n in names)) == len(names)
+    assert names[3] == "y" and names[4] == "item0004" and names[5] == "z"
+
+
+def test_cli_batch_keeps_going_and_reports_bad_files(data_dir, tmp_path, capsys) -> None:
+    from recon3d.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "anna.jpg").write_bytes((data_dir / "obama.jpg").read_bytes())
+    (src / "broken.jpg").write_bytes((data_dir / "obama.jpg").read_bytes()[:5000])
+    (src / "notes.txt").write_text("not an image")
+    (src / "bomb.png").write_bytes(png_header_only(60_000, 60_000))
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(src / "blank.png")
+    (src / ".hidden.jpg").write_bytes(b"ignored")
+    (src / "sub").mkdir()
+    out = tmp_path / "out"
+    code = main(["batch", str(src), "-o", str(out), "--format", "glb"])
+    captured = capsys.readouterr()
+    assert code == 3  # some inputs unusable, nothing else wrong
+    assert sorted(p.name for p in out.iterdir()) == ["anna.glb"]
+    report = captured.err
+    assert "1 of 5 reconstructed, 4 failed" in report
+    for name, error in [
+        ("broken.jpg", "InvalidImageError"),
+        ("notes.txt", "InvalidImageError"),
+        ("bomb.png", "ImageTooLargeError"),
+        ("blank.png", "NoFaceFound"),
+    ]:
+        assert re.search(rf"FAILED .*{re.escape(name)}: {error}", report), name
+    # Usage errors: no such input folder, no files, output parent missing.
+    assert main(["batch", str(tmp_path / "nope"), "-o", str(out)]) == 2
+    assert main(["batch", str(src / "sub"), "-o", str(out)]) == 2
+    assert main(["batch", str(src), "-o", str(tmp_path / "a" / "b")]) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism of the written files
+
+
+def test_exported_files_are_bit_identical(grace, data_dir, tmp_path) -> None:
+    again = reconstruct(data_dir / "grace_hopper.jpg", target="head")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for ext in (".obj", ".glb", ".ply"):
+        first = grace.export(tmp_path / "a" / f"head{ext}")
+        second = again.export(tmp_path / "b" / f"head{ext}")
+        for p, q in zip(first, second, strict=True):
+            assert p.name == q.name and p.read_bytes() == q.read_bytes(), p.name
+
+
+# --------------------------------------------------------------------------------------------
+# Dependencies
+
+
+def _runtime_requirements() -> list[str]:
+    import tomllib
+
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]["dependencies"]
+
+
+def test_installed_versions_satisfy_the_pinned_bounds() -> None:
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    for line in _runtime_requirements():
+        req = Requirement(line)
+        assert req.specifier, f"{req.name} has no version bounds"
+        bounds = {s.operator for s in req.specifier}
+        assert "==" in bounds or ({">=", "<"} <= bounds), (
+            f"{req.name}: need a lower and upper bound"
+        )
+        installed = version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), (req.name, installed)
+
+
+def _dependency_closure() -> set[str]:
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo = [Requirement(r).name for r in _runtime_requirements()]
+    seen: set[str] = set()
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for r in reqs:
+            req = Requirement(r)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def test_licence_table_lists_every_runtime_dependency_and_asset() -> None:
+    from packaging.utils import canonicalize_name
+
+    text = (REPO / "docs" / "licences.md").read_text(encoding="utf-8")
+    listed = {canonicalize_name(m) for m in re.findall(r"^\| `([^`]+)` \|", text, re.M)}
+    missing = sorted(_dependency_closure() - listed)
+    assert missing == [], f"docs/licences.md lacks {missing}"
+    for name in read_manifest()["files"]:
+        assert f"weights/{name}" in text
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    photos = re.findall(r"^\| `([^`]+\.(?:jpg|png))` \|", readme, re.M)
+    assert len(photos) >= 5
+    for photo in photos:
+        assert f"tests/data/{photo}" in text, photo
+
+
+def test_pip_check_reports_only_the_documented_pyrender_pin() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    unexpected = [
+        line
+        for line in lines
+        if not re.fullmatch(
+            r"pyrender 0\.1\.45 has requirement PyOpenGL==3\.1\.0, but you have "
+            r"pyopengl 3\.1\.(\d+)\.",
+            line,
+        )
+    ]
+    assert unexpected == [], proc.stdout
