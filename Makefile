@@ -25,7 +25,7 @@ LDCONFIG := $(firstword $(wildcard /sbin/ldconfig /usr/sbin/ldconfig) ldconfig)
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1 libopengl0 libgl1-mesa-dri libosmesa6
 
 .DEFAULT_GOAL := help
-.PHONY: help venv gl demo test test-slow lint bench clean distclean
+.PHONY: help venv gl demo test test-slow lint bench bench-load fuzz clean distclean
 
 help:
 	@echo "make demo       reconstruct $(DEMO_IMG) -> $(DEMO_DIR)/head.obj (+ .mtl, .png, preview.png)"
@@ -33,6 +33,8 @@ help:
 	@echo "make test-slow  slow tests only (pytest -m slow)"
 	@echo "make lint       ruff check"
 	@echo "make bench      benchmarks/bench_head.py"
+	@echo "make bench-load benchmarks/bench_load.py (200 reconstructions, RSS slope)"
+	@echo "make fuzz       atheris over the image, weights and export parsers (FUZZ_SECONDS each)"
 	@echo "make venv       create $(VENV) and install the project (torch first)"
 	@echo "make gl         make sure headless EGL/OSMesa libraries are installed"
 	@echo "make clean      remove out/ and caches (keeps $(VENV))"
@@ -100,10 +102,20 @@ test-slow: venv gl
 	$(VPY) -m pytest -q -m slow
 
 lint: venv
-	$(VENV)/bin/ruff check recon3d tests benchmarks examples scripts
+	$(VENV)/bin/ruff check recon3d tests benchmarks examples scripts fuzz
 
 bench: venv gl
 	$(VPY) benchmarks/bench_head.py
+
+bench-load: venv gl
+	$(VPY) benchmarks/bench_load.py
+
+FUZZ_SECONDS ?= 150
+fuzz: venv
+	$(VPIP) install -e ".[fuzz]"
+	$(VPY) fuzz/fuzz_image.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/corpus_image
+	$(VPY) fuzz/fuzz_manifest.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/corpus_weights
+	$(VPY) fuzz/fuzz_export.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/
 
 # ---------------------------------------------------------------- cleanup
 clean:

@@ -1,0 +1,101 @@
+"""Load test: many consecutive head reconstructions in one process, and the RSS trend.
+
+Reconstructs ``--n`` photos in a row (cycling over the test photos), exports each to .obj in a
+scratch folder, and samples the resident set size (``VmRSS``) after every call. After ``--warmup``
+calls (caches, lazy imports, allocator pools filling up) a least-squares line is fitted to RSS
+against the call index; its slope, in MB per 100 reconstructions, is the number to watch: a leak
+of one texture per call (1024 x 1024 x 3 bytes) would show as ~300 MB per 100.
+
+Usage::
+
+    PYOPENGL_PLATFORM=egl python benchmarks/bench_load.py [--n 200] [--warmup 20] [--json F]
+
+Prints the slope, the RSS at the start and end of the measured window, and the time per call.
+Exit code 0 unless a reconstruction fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = [
+    REPO_ROOT / "tests" / "data" / n for n in ("grace_hopper.jpg", "obama.jpg", "astronaut.png")
+]
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MB (Linux ``/proc/self/status``)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def measure(n: int, warmup: int, photos: list[Path] = PHOTOS) -> dict[str, Any]:
+    """Run ``n`` reconstructions (+ .obj export); return RSS samples and the fitted slope.
+
+    Returns:
+        dict with ``rss_mb`` (n,) samples after each call, ``slope_mb_per_100`` over calls
+        ``warmup..n-1``, ``rss_start_mb`` / ``rss_end_mb`` of that window, ``seconds_per_call``.
+    """
+    from recon3d import reconstruct
+
+    if n <= warmup + 2:
+        raise ValueError(f"need n > warmup + 2, got n={n}, warmup={warmup}")
+    samples: list[float] = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            rec = reconstruct(photos[i % len(photos)], target="head")
+            rec.export(os.path.join(tmp, "head.obj"))
+            del rec
+            samples.append(rss_mb())
+    elapsed = time.perf_counter() - start
+    window = np.asarray(samples[warmup:])
+    index = np.arange(warmup, n, dtype=np.float64)
+    slope = float(np.polyfit(index, window, 1)[0]) * 100.0
+    return {
+        "n": n,
+        "warmup": warmup,
+        "rss_mb": samples,
+        "slope_mb_per_100": slope,
+        "rss_start_mb": float(window[0]),
+        "rss_end_mb": float(window[-1]),
+        "rss_max_mb": float(window.max()),
+        "seconds_per_call": elapsed / n,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="reconstructions (default 200)")
+    parser.add_argument("--warmup", type=int, default=20, help="calls left out of the fit")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+    result = measure(args.n, args.warmup)
+    print(f"{args.n} reconstructions (+ .obj export), {result['seconds_per_call']:.2f} s each")
+    print(
+        f"RSS after call {args.warmup}: {result['rss_start_mb']:.0f} MB, after call {args.n}: "
+        f"{result['rss_end_mb']:.0f} MB, max {result['rss_max_mb']:.0f} MB"
+    )
+    print(f"RSS slope: {result['slope_mb_per_100']:+.2f} MB per 100 reconstructions")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
