@@ -6,14 +6,12 @@ image ─► io.image ─► keypoints (MediaPipe face mesh) ─► fitting ─�
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from recon3d._progress import stages
 from recon3d.camera import Camera
 from recon3d.errors import NoFaceFound
 from recon3d.fitting.head_fit import HeadFitOptions, fit_head
@@ -101,7 +99,7 @@ class HeadReconstructionPipeline:
             NoFaceFound: no face (or fewer than ``face_index + 1`` faces) was found.
         """
         timings: dict[str, float] = {}
-        with _stages(progress) as stage:
+        with stages(STAGES, progress) as stage:
             with stage("decode", timings):
                 loaded = load_image_with_metadata(image, max_pixels=max_pixels)
                 pixels = loaded.pixels
@@ -161,29 +159,7 @@ class HeadReconstructionPipeline:
         )
 
 
-@contextmanager
-def _stages(progress: bool) -> Iterator[Any]:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=len(STAGES), desc="reconstruct", unit="stage", disable=not progress, leave=False
-    )
-
-    @contextmanager
-    def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-        bar.set_postfix_str(name)
-        start = time.perf_counter()
-        yield
-        timings[name] = time.perf_counter() - start
-        bar.update(1)
-
-    try:
-        yield stage
-    finally:
-        bar.close()
-
-
-_DEFAULT: dict[str, HeadReconstructionPipeline] = {}
+_DEFAULT: dict[str, Any] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
@@ -196,12 +172,24 @@ def default_pipeline(device: str | torch.device | None = None) -> HeadReconstruc
         return _DEFAULT[key]
 
 
+def default_body_pipeline(device: str | torch.device | None = None):
+    """The process-wide body pipeline used by :func:`reconstruct` (built on first use)."""
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+
+    key = "body:" + (str(torch.device(device)) if device is not None else "cpu")
+    with _DEFAULT_LOCK:
+        if key not in _DEFAULT:
+            _DEFAULT[key] = BodyReconstructionPipeline.from_pretrained(device)
+        return _DEFAULT[key]
+
+
 def reconstruct(
     image: Any,
     *,
     target: Target = "auto",
     device: str | torch.device | None = None,
     face_index: int = 0,
+    person_index: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
 ) -> Reconstruction:
@@ -209,19 +197,46 @@ def reconstruct(
 
     Args:
         image: path, bytes, ``PIL.Image`` or (H, W, 3) uint8 RGB array.
-        target: ``"head"``; ``"auto"`` currently means head (full-body reconstruction is not in
-            this release); ``"body"`` raises ``NotImplementedError``.
-        device: torch device for the model (default CPU).
-        face_index: which face when there are several, by decreasing size.
+        target: ``"head"``, ``"body"``, or ``"auto"``: the body when it is visible (both
+            shoulders and hips and a knee seen by MediaPipe's pose model), else the head.
+        device: torch device for the models (default CPU).
+        face_index: which face for heads when there are several, by decreasing size.
+        person_index: which person for bodies when there are several, by decreasing face size.
         max_pixels: decoding limit (decompression-bomb guard).
         progress: show a progress bar.
     Returns:
-        a :class:`~recon3d.reconstruction.Reconstruction`.
+        a :class:`~recon3d.reconstruction.Reconstruction` (``rec.target`` says which).
+    Raises:
+        InvalidImageError / ImageTooLargeError: the input is not a usable image.
+        NoFaceFound: head target (or auto without a visible body) and no face.
+        NoPersonFound: body target and nobody found.
     """
     if target not in ("auto", "head", "body"):
         raise ValueError(f"target must be 'auto', 'head' or 'body', got {target!r}")
+    if target == "head":
+        return default_pipeline(device)(
+            image, face_index=face_index, max_pixels=max_pixels, progress=progress
+        )
+    body = default_body_pipeline(device)
     if target == "body":
-        raise NotImplementedError("target='body' (full-body reconstruction) is not available yet")
+        return body(image, person_index=person_index, max_pixels=max_pixels, progress=progress)
+
+    from recon3d.body_pipeline import body_visible
+    from recon3d.errors import NoPersonFound
+
+    pixels = load_image_with_metadata(image, max_pixels=max_pixels).pixels
+    try:
+        person = body.detect(pixels, person_index)
+    except NoPersonFound:
+        person = None
+    if person is not None and body_visible(person):
+        return body(
+            image,
+            person_index=person_index,
+            max_pixels=max_pixels,
+            progress=progress,
+            person=person,
+        )
     return default_pipeline(device)(
         image, face_index=face_index, max_pixels=max_pixels, progress=progress
     )

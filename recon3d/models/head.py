@@ -13,15 +13,17 @@ facial actions (ARKit names, in [0, 1]). Rigid head pose and camera are applied 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from recon3d.models.landmarks import SurfacePoints, interpolate_surface
 from recon3d.texture.projection import TextureLayout
 from recon3d.weights import cached_arrays
 
 ASSET = "head_model.safetensors"
+__all__ = ["HeadModel", "SurfacePoints", "interpolate_surface"]
+
 _REQUIRED = (
     "mean_vertices",
     "faces",
@@ -38,14 +40,6 @@ _REQUIRED = (
     "ibug68_face",
     "ibug68_bary",
 )
-
-
-@dataclass(frozen=True)
-class SurfacePoints:
-    """Points fixed on the surface: ``faces`` (N,) triangle indices, ``bary`` (N, 3) weights."""
-
-    faces: np.ndarray
-    bary: np.ndarray
 
 
 class HeadModel(torch.nn.Module):
@@ -153,13 +147,6 @@ class HeadModel(torch.nn.Module):
                 f"unknown landmark scheme {scheme!r} for heads; "
                 f"expected one of {sorted(self.landmarks)}"
             ) from None
-
-
-def interpolate_surface(
-    vertices: np.ndarray, faces: np.ndarray, points: SurfacePoints
-) -> np.ndarray:
-    """(N, 3) positions of surface points on a mesh with (V, 3) ``vertices``."""
-    return np.einsum("nk,nkd->nd", points.bary, vertices[faces[points.faces]])
 
 
 def _check_coeffs(x: torch.Tensor, n: int, name: str) -> None:

@@ -12,9 +12,7 @@ import numpy as np
 _CHUNK_PAIRS = 4_000_000
 
 
-def rasterize_uv(
-    uv: np.ndarray, face_uv: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
+def rasterize_uv(uv: np.ndarray, face_uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Texel map of a UV layout.
 
     Args:

@@ -35,6 +35,12 @@ class TextureLayout:
             the fill of unseen texels, scalar or (T, T). Texels seen at grazing angles sit on the
             silhouette where the photo mixes in background, so the default (~57°) is strict;
             a model may lower it where grazing views still show the person (top of the head).
+        vertex_part: optional (V,) body-part label per mesh vertex. Unseen colours are then
+            first propagated within each part (the back of the torso from the front of the
+            torso, never from the face), and only parts seen nowhere take their neighbours'.
+        coarse: optional lower-resolution layout of the same UVs. Visibility and the fill are
+            then computed on it and only the photo's colours are sampled at full resolution
+            (about four times faster for a 2048² body texture).
     """
 
     def __init__(
@@ -43,6 +49,8 @@ class TextureLayout:
         texel_bary: np.ndarray,
         texel_mirror: np.ndarray,
         seed_threshold: np.ndarray | float = 0.3,
+        vertex_part: np.ndarray | None = None,
+        coarse: TextureLayout | None = None,
     ) -> None:
         if texel_face.ndim != 2 or texel_face.shape[0] != texel_face.shape[1]:
             raise ValueError(f"expected a square (T, T) texel map, got {texel_face.shape}")
@@ -55,6 +63,10 @@ class TextureLayout:
         self.mirror = texel_mirror.ravel()
         threshold = np.broadcast_to(np.asarray(seed_threshold, np.float32), texel_face.shape)
         self.seed_threshold = threshold.ravel()[self.used]
+        self.vertex_part = vertex_part
+        self.coarse = coarse
+        if coarse is not None and coarse.vertex_part is None:
+            coarse.vertex_part = vertex_part
 
     @functools.cached_property
     def gutter(self) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +111,7 @@ def project_texture(
     layout: TextureLayout,
     *,
     angle_power: float = 2.0,
+    person_mask: np.ndarray | None = None,
 ) -> TextureResult:
     """Texture of a mesh from one photo.
 
@@ -109,64 +122,54 @@ def project_texture(
         K: (3, 3) intrinsics of the photo.
         layout: the model's UV layout at the output resolution.
         angle_power: exponent of the cosine view-angle weight.
+        person_mask: optional (H, W) float person segmentation in [0, 1]; texels that land
+            outside it (where the fitted mesh overshoots the person) are not taken from the
+            photo, so the background never paints the body.
     """
     import cv2
 
     h, w = image.shape[:2]
-    size, used, bary = layout.size, layout.used, layout.used_bary
-    tri = faces[layout.used_face]
-    points = np.einsum("nk,nkd->nd", bary, vertices[tri].astype(np.float32))
-    normals = np.einsum("nk,nkd->nd", bary, vertex_normals(vertices, faces)[tri].astype(np.float32))
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-
-    # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
-    camera = Camera(K=K, width=w, height=h)
-    small = camera.bounded(_MAX_DEPTH_RENDER_SIDE)
-    depth = render_mesh(
-        vertices, faces, small.K, (small.width, small.height), depth_only=True
-    ).depth
-
-    z = points[:, 2]
-    uv_img = camera.project(points)
-    # The bounded camera differs by an image-plane affine map: K_small · K⁻¹.
-    to_small = (small.K @ np.linalg.inv(camera.K))[:2]
-    px = np.round(uv_img @ to_small[:, :2].T + to_small[:, 2]).astype(np.int64)
-    px = np.clip(px, 0, [small.width - 1, small.height - 1])
-    # Minimum depth in a 3x3 neighbourhood so texels on silhouettes are not lost to rounding.
-    depth_min = cv2.erode(np.where(depth > 0, depth, np.inf).astype(np.float32), np.ones((3, 3)))
-    buffer_z = depth_min[px[:, 1], px[:, 0]]
-    inside = (
-        (uv_img[:, 0] >= 0)
-        & (uv_img[:, 0] <= w - 1)
-        & (uv_img[:, 1] >= 0)
-        & (uv_img[:, 1] <= h - 1)
+    if person_mask is not None and person_mask.shape != (h, w):
+        raise ValueError(f"expected a person mask of shape {(h, w)}, got {person_mask.shape}")
+    normals = vertex_normals(vertices, faces)
+    geometry = layout.coarse if layout.coarse is not None else layout
+    size = geometry.size
+    tri = faces[geometry.used_face]
+    uv_img, weight = _texel_views(
+        image.shape[:2], vertices, normals, faces, K, geometry, angle_power, person_mask
     )
-    visible = inside & np.isfinite(buffer_z) & (z <= buffer_z * (1 + _DEPTH_TOLERANCE))
-    view = -points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
-    cosine = np.clip((normals * view).sum(1), 0.0, 1.0)
-    weight = np.where(visible, cosine**angle_power, 0.0).astype(np.float32)
-
     map_x = np.zeros(size * size, np.float32)
     map_y = np.zeros(size * size, np.float32)
-    map_x[used], map_y[used] = uv_img[:, 0], uv_img[:, 1]
-    sampled = (
-        cv2.remap(
-            image,
-            map_x.reshape(size, size),
-            map_y.reshape(size, size),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        .reshape(-1, 3)
-        .astype(np.float32)
-    )
-
+    map_x[geometry.used], map_y[geometry.used] = uv_img[:, 0], uv_img[:, 1]
     conf = np.zeros(size * size, np.float32)
-    conf[used] = weight
-    observed = np.zeros((size * size, 3), np.float32)
-    observed[used] = sampled[used]
+    conf[geometry.used] = weight
+    observed = _remap(image, map_x, map_y, size)
+    observed[conf == 0] = 0
+    filled = fill_unseen(observed, conf, geometry, tri, vertices, faces)
 
-    filled = fill_unseen(observed, conf, layout, tri, vertices, faces)
+    if layout.coarse is not None:
+        # Two levels: visibility, weights and the fill at the coarse resolution, colours from
+        # the photo at the full one. The image-coordinate maps are linear inside triangles, so
+        # upsampling them (after extending them past island borders) loses almost nothing.
+        target, source = geometry.gutter
+        for field in (map_x, map_y, conf, filled):
+            field[target] = field[source]
+        fine = layout.size
+
+        def up(a: np.ndarray) -> np.ndarray:
+            img = a.reshape(size, size, -1)
+            return cv2.resize(img, (fine, fine), interpolation=cv2.INTER_LINEAR).reshape(
+                fine * fine, -1
+            )
+
+        map_x, map_y = up(map_x)[:, 0], up(map_y)[:, 0]
+        used_fine = np.zeros(fine * fine, bool)
+        used_fine[layout.used] = True
+        conf = np.where(used_fine, up(conf)[:, 0], 0.0).astype(np.float32)
+        filled = up(filled)
+        observed = _remap(image, map_x, map_y, fine)
+        size = fine
+
     # Smooth hand-over from observed to filled colours as the viewing angle grows.
     alpha = np.clip(conf / 0.25, 0.0, 1.0)[:, None]
     texture = alpha * observed + (1 - alpha) * filled
@@ -179,6 +182,84 @@ def project_texture(
         observed=np.clip(observed_img + 0.5, 0, 255).astype(np.uint8),
         confidence=conf.reshape(size, size),
     )
+
+
+def _remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, size: int) -> np.ndarray:
+    """(size*size, 3) float32 photo colours at flat (size*size,) pixel-coordinate maps."""
+    import cv2
+
+    return (
+        cv2.remap(
+            image,
+            map_x.reshape(size, size),
+            map_y.reshape(size, size),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        .reshape(-1, 3)
+        .astype(np.float32)
+    )
+
+
+def _texel_views(
+    image_size: tuple[int, int],
+    vertices: np.ndarray,
+    normals: np.ndarray,
+    faces: np.ndarray,
+    K: np.ndarray,
+    layout: TextureLayout,
+    angle_power: float,
+    person_mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image position (N, 2) and visibility weight (N,) of each used texel of ``layout``."""
+    import cv2
+
+    h, w = image_size
+    bary = layout.used_bary
+    tri = faces[layout.used_face]
+    v32 = vertices.astype(np.float32)
+    n32 = normals.astype(np.float32)
+    points = bary[:, :1] * v32[tri[:, 0]]
+    points += bary[:, 1:2] * v32[tri[:, 1]]
+    points += bary[:, 2:3] * v32[tri[:, 2]]
+    nrm = bary[:, :1] * n32[tri[:, 0]]
+    nrm += bary[:, 1:2] * n32[tri[:, 1]]
+    nrm += bary[:, 2:3] * n32[tri[:, 2]]
+
+    # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
+    camera = Camera(K=K, width=w, height=h)
+    small = camera.bounded(_MAX_DEPTH_RENDER_SIDE)
+    depth = render_mesh(
+        vertices, faces, small.K, (small.width, small.height), depth_only=True
+    ).depth
+
+    z = points[:, 2]
+    uv_img = camera.project(points).astype(np.float32)
+    # The bounded camera differs by an image-plane affine map: K_small · K⁻¹.
+    to_small = (small.K @ np.linalg.inv(camera.K))[:2].astype(np.float32)
+    px = np.round(uv_img @ to_small[:, :2].T + to_small[:, 2]).astype(np.int64)
+    px = np.clip(px, 0, [small.width - 1, small.height - 1])
+    # Minimum depth in a 3x3 neighbourhood so texels on silhouettes are not lost to rounding.
+    depth_min = cv2.erode(np.where(depth > 0, depth, np.inf).astype(np.float32), np.ones((3, 3)))
+    buffer_z = depth_min[px[:, 1], px[:, 0]]
+    inside = (
+        (uv_img[:, 0] >= 0)
+        & (uv_img[:, 0] <= w - 1)
+        & (uv_img[:, 1] >= 0)
+        & (uv_img[:, 1] <= h - 1)
+    )
+    visible = inside & (z - _DEPTH_TOLERANCE * z <= buffer_z)
+    # cos of the angle between the normal and the ray to the camera, both normalised.
+    cosine = -(nrm * points).sum(1)
+    cosine /= np.maximum(np.linalg.norm(nrm, axis=1) * np.linalg.norm(points, axis=1), 1e-12)
+    np.clip(cosine, 0.0, 1.0, out=cosine)
+    weight = np.where(visible, cosine**angle_power, 0.0).astype(np.float32)
+    if person_mask is not None:
+        # Nearest sample of the mask at each texel's image position; mask edges are soft.
+        px_full = np.clip(np.round(uv_img).astype(np.int64), 0, [w - 1, h - 1])
+        inside_mask = person_mask[px_full[:, 1], px_full[:, 0]]
+        weight *= np.clip((inside_mask - 0.3) / 0.4, 0.0, 1.0).astype(np.float32)
+    return uv_img, weight
 
 
 def fill_unseen(
@@ -199,9 +280,6 @@ def fill_unseen(
         vertices: (V, 3) mesh vertices; faces: (F, 3) triangles.
     """
     used, bary, mirror = layout.used, layout.used_bary, layout.mirror
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
     n_vertices = len(vertices)
     m = mirror[used]
     m_conf = np.where(m >= 0, conf[np.maximum(m, 0)], 0.0)
@@ -232,22 +310,47 @@ def fill_unseen(
     vertex_colour[known] = acc[known] / acc_w[known, None]
     if known.any() and not known.all():
         edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-        adj = sp.coo_matrix(
-            (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_vertices,) * 2
-        )
-        adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
-        lap = sp.diags(np.asarray(adj.sum(1)).ravel()) - adj
-        unknown = ~known
-        a = lap[unknown][:, unknown].tocsc()
-        rhs = -lap[unknown][:, known] @ vertex_colour[known]
-        # Vertices in components with no observed colour (e.g. the inside of the mouth when it is
-        # closed) get a tiny anchor to the mean observed colour so the system stays regular.
-        a = a + sp.identity(a.shape[0], format="csc") * 1e-6
-        rhs = rhs + 1e-6 * vertex_colour[known].mean(0)
-        vertex_colour[unknown] = spla.splu(a).solve(np.asarray(rhs))
+        if layout.vertex_part is not None:
+            part = layout.vertex_part
+            within = edges[part[edges[:, 0]] == part[edges[:, 1]]]
+            vertex_colour, known = _harmonic_fill(vertex_colour, known, within, anchor=False)
+        vertex_colour, known = _harmonic_fill(vertex_colour, known, edges, anchor=True)
     interpolated = np.einsum("nk,nkd->nd", bary, vertex_colour[tri])
 
     out = np.zeros((len(conf), 3), np.float32)
     blend = np.clip(weight / 0.25, 0.0, 1.0)[:, None]
     out[used] = blend * colour + (1 - blend) * interpolated
     return out
+
+
+def _harmonic_fill(
+    colour: np.ndarray, known: np.ndarray, edges: np.ndarray, *, anchor: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Laplace interpolation of (V, 3) vertex colours from the ``known`` vertices over the graph
+    of ``edges`` (E, 2). Vertices in components without a known vertex stay unknown unless
+    ``anchor``, which ties them weakly to the mean known colour (e.g. a closed mouth's inside).
+
+    Returns the colours and the new known mask."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(colour)
+    adj = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    reachable = np.ones(n, bool)
+    if not anchor:
+        _, comp = connected_components(adj, directed=False)
+        reachable = np.isin(comp, np.unique(comp[known]))
+    solve = ~known & reachable
+    if not solve.any():
+        return colour, known
+    lap = sp.diags(np.asarray(adj.sum(1)).ravel()) - adj
+    a = lap[solve][:, solve].tocsc()
+    rhs = -lap[solve][:, known] @ colour[known]
+    # A tiny anchor to the mean known colour keeps the system regular.
+    a = a + sp.identity(a.shape[0], format="csc") * 1e-6
+    rhs = rhs + 1e-6 * colour[known].mean(0)
+    colour = colour.copy()
+    colour[solve] = spla.splu(a).solve(np.asarray(rhs))
+    return colour, known | solve

@@ -1,0 +1,226 @@
+"""The full-body reconstruction pipeline.
+
+image ─► io.image ─► keypoints (MediaPipe pose + mask) ─► fitting (rigged Anny body) ─► texture
+      ─► Reconstruction (with the skeleton, so exports carry the rig)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from recon3d._progress import stages
+from recon3d.camera import Camera
+from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
+from recon3d.io import DEFAULT_MAX_PIXELS, load_image_with_metadata
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+from recon3d.models.body import BodyModel
+from recon3d.reconstruction import Reconstruction
+from recon3d.skeleton import Skeleton
+from recon3d.texture.projection import project_texture
+
+STAGES = ("decode", "front end", "fit", "texture")
+
+# A body is "visible" when these are seen: both shoulders and hips, and a knee.
+_BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+_KNEES = ("left_knee", "right_knee")
+
+
+def body_visible(person: BodyLandmarks, threshold: float = 0.5) -> bool:
+    """True when enough of the body is in frame and unoccluded for a full-body fit: both
+    shoulders and both hips, and at least one knee, visible (MediaPipe visibility above
+    ``threshold``) inside the image."""
+    seen = person.visible(threshold)
+    core = all(seen[POSE_LANDMARKS.index(n)] for n in _BODY_CORE)
+    return core and any(seen[POSE_LANDMARKS.index(n)] for n in _KNEES)
+
+
+class BodyReconstructionPipeline:
+    """Photo -> textured, rigged full-body mesh. Build once with :meth:`from_pretrained`.
+
+    Example:
+        >>> pipe = BodyReconstructionPipeline.from_pretrained()
+        >>> rec = pipe("photo.jpg")
+        >>> rec.export("body.glb")  # with the skeleton and skin weights
+
+    Args:
+        model: the body model.
+        detector: a pose detector with ``detect(image, person_index) -> BodyLandmarks``
+            (MediaPipe's by default).
+        fit_options: weights and iteration counts of the fit.
+    """
+
+    def __init__(
+        self,
+        model: BodyModel,
+        detector: Any | None = None,
+        fit_options: BodyFitOptions | None = None,
+    ) -> None:
+        self.model = model
+        self._detector = detector
+        self._detector_lock = threading.Lock()
+        self.fit_options = fit_options or BodyFitOptions()
+
+    @classmethod
+    def from_pretrained(
+        cls, device: str | torch.device | None = None, **kwargs: Any
+    ) -> BodyReconstructionPipeline:
+        """The pipeline with the shipped, hash-checked body model."""
+        return cls(BodyModel.from_pretrained(), **kwargs).to(device)
+
+    def to(self, device: str | torch.device | None) -> BodyReconstructionPipeline:
+        """Move the model's tensors to ``device`` (None keeps the CPU)."""
+        if device is not None:
+            self.model.to(torch.device(device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.mean_vertices.device
+
+    @property
+    def detector(self) -> Any:
+        with self._detector_lock:
+            if self._detector is None:
+                from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
+
+                self._detector = MediaPipePoseDetector()
+            return self._detector
+
+    def detect(self, image: np.ndarray, person_index: int = 0) -> BodyLandmarks:
+        """The front end alone: MediaPipe pose of person ``person_index``."""
+        return self.detector.detect(image, person_index)
+
+    def __call__(
+        self,
+        image: Any,
+        *,
+        person_index: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+        person: BodyLandmarks | None = None,
+    ) -> Reconstruction:
+        """Reconstruct the full body of one person in ``image``.
+
+        Args:
+            image: path, bytes, ``PIL.Image`` or (H, W, 3) uint8 RGB array.
+            person_index: which person when there are several, by decreasing face size
+                (0 = the most prominent).
+            max_pixels: decoding limit (decompression-bomb guard).
+            progress: show a progress bar over the stages.
+            person: the front end's result when the caller already has it (``target="auto"``
+                runs the pose detector to decide).
+        Raises:
+            InvalidImageError / ImageTooLargeError: the input is not a usable image.
+            NoPersonFound: nobody (or fewer than ``person_index + 1`` people) was found.
+        """
+        timings: dict[str, float] = {}
+        with stages(STAGES, progress) as stage:
+            with stage("decode", timings):
+                loaded = load_image_with_metadata(image, max_pixels=max_pixels)
+                pixels = loaded.pixels
+                h, w = pixels.shape[:2]
+                camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
+            with stage("front end", timings):
+                if person is None:
+                    person = self.detect(pixels, person_index)
+                elif person.mask.shape != (h, w):
+                    raise ValueError("the given person landmarks belong to another image size")
+            with stage("fit", timings), _single_threaded():
+                fit = fit_body(self.model, person, camera.K, options=self.fit_options)
+                vertices, joints = self._posed(fit)
+            with stage("texture", timings):
+                tex = project_texture(
+                    pixels,
+                    vertices,
+                    self.model.faces,
+                    camera.K,
+                    self.model.texture_layout,
+                    person_mask=person.mask,
+                )
+        return self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
+
+    def _posed(self, fit: BodyFit) -> tuple[np.ndarray, np.ndarray]:
+        """Camera-frame vertices (V, 3) and joints (J, 3) of a fit, float64."""
+        part_w, _ = self.model.part_weights()
+        with torch.no_grad():
+            as_t = lambda a: torch.as_tensor(a, device=self.device)[None]  # noqa: E731
+            out = self.model(
+                as_t(fit.shape),
+                as_t(fit.pose),
+                as_t(fit.translation),
+                normal_offsets=(part_w @ as_t(fit.clothing)[0])[None],
+            )
+        return (
+            out.vertices[0].cpu().numpy().astype(np.float64),
+            out.joints[0].cpu().numpy().astype(np.float64),
+        )
+
+    def _result(self, fit, person, camera, pixels, vertices, joints, tex, timings):
+        model = self.model
+        skeleton = Skeleton(
+            names=tuple(model.bone_labels),
+            parents=model.parents,
+            joints=joints.astype(np.float32),
+            skin_indices=model.skin_indices.cpu().numpy(),
+            skin_weights=model.skin_weights.cpu().numpy(),
+        )
+        _, part_names = model.part_weights()
+        params = {
+            "shape": fit.shape,
+            "pose": fit.pose,
+            "translation": fit.translation,
+            "clothing": dict(zip(part_names, fit.clothing.tolist(), strict=True)),
+            "height_m": model.height(fit.shape.astype(np.float64)),
+            "focal_length_px": camera.focal,
+            "keypoint_error_px": fit.keypoint_error_px,
+            "torso_length_px": fit.keypoint_scale_px,
+            "person_box": person.box,
+            "bone_labels": list(model.bone_labels),
+            "model": model.source,
+        }
+        keypoints = np.c_[person.points, person.visibility].astype(np.float32)
+        return Reconstruction(
+            vertices=vertices.astype(np.float32),
+            faces=model.faces,
+            uv=model.uv[model.face_uv],
+            texture=tex.texture,
+            texture_confidence=tex.confidence,
+            camera=camera,
+            params=params,
+            target="body",
+            image=pixels,
+            keypoints=keypoints,
+            landmark_points=dict(model.landmarks),
+            timings=timings,
+            skeleton=skeleton,
+            person_mask=person.mask,
+        )
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"users": 0, "previous": 1}
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run the fit on one intra-op thread: its tensors are small, and several OpenMP threads
+    that spin-wait slow it down tenfold when other processes share the cores. The caller's
+    setting comes back when the last concurrent fit ends."""
+    with _THREADS_LOCK:
+        if _THREADS_STATE["users"] == 0:
+            _THREADS_STATE["previous"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_STATE["users"] += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_STATE["users"] -= 1
+            if _THREADS_STATE["users"] == 0:
+                torch.set_num_threads(_THREADS_STATE["previous"])

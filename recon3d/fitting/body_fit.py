@@ -1,0 +1,483 @@
+"""Fit the rigged body model to one person's MediaPipe pose and segmentation mask.
+
+Unknowns: shape (16 PCA coefficients, N(0, 1) prior), rotations of the main bones (root, spine,
+neck, head, clavicles, shoulders, elbows, wrists, hips, knees, ankles; axis-angle in the rest
+pose's world-aligned axes) and the translation in the camera frame; the intrinsics ``K`` are
+given. Energy, with image distances normalised by the person's torso length ``s`` in pixels:
+
+    E = Σ v_i |π(K_i) - x_i|² / s²                         2D keypoints, by visibility v_i
+      + λ_3d Σ v_l (1 - cos∠(d_l, D_l))                     limb directions vs MediaPipe's metric
+                                                           world landmarks (scale-free)
+      + λ_out mean_v relu(sdf(π(v)))² / s²                  no vertex outside the person mask
+      + λ_cover mean_b min_c |b - π(c)|² / s²               every mask-boundary point b is
+                                                           reached by a contour vertex c
+      + Σ λ_j |θ_j|² + λ_β |β|² + λ_knee Σ relu(-flexion)²  pose, shape and joint-limit priors
+      + λ_torso Σ relu(r - dist(hand, torso axis))²         hands stay out of the torso
+
+``sdf`` is the signed distance to the mask boundary (distance transforms of the mask and of its
+complement), sampled with ``grid_sample`` at projected vertices, so the silhouette terms need no
+differentiable rasteriser. Contour vertices (normal perpendicular to the viewing ray) are
+re-selected every few iterations. Minimised with Adam from an initialisation that aligns the
+rest body's torso to MediaPipe's world landmarks (Kabsch) and sets the distance from the torso's
+size in pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+from recon3d.models.body import BodyModel
+
+# MediaPipe pose landmark -> body-model keypoint (COCO-WholeBody names and hand points).
+MEDIAPIPE_TO_MODEL = {
+    "nose": "nose",
+    "left_eye": "left_eye",
+    "right_eye": "right_eye",
+    "left_ear": "left_ear",
+    "right_ear": "right_ear",
+    "left_shoulder": "left_shoulder",
+    "right_shoulder": "right_shoulder",
+    "left_elbow": "left_elbow",
+    "right_elbow": "right_elbow",
+    "left_wrist": "left_wrist",
+    "right_wrist": "right_wrist",
+    "left_pinky": "left_pinky",
+    "right_pinky": "right_pinky",
+    "left_index": "left_index",
+    "right_index": "right_index",
+    "left_thumb": "left_thumb",
+    "right_thumb": "right_thumb",
+    "left_hip": "left_hip",
+    "right_hip": "right_hip",
+    "left_knee": "left_knee",
+    "right_knee": "right_knee",
+    "left_ankle": "left_ankle",
+    "right_ankle": "right_ankle",
+    "left_heel": "left_heel",
+    "right_heel": "right_heel",
+    "left_foot_index": "left_big_toe",
+    "right_foot_index": "right_big_toe",
+}
+# Limbs compared in direction with MediaPipe's world landmarks.
+_LIMBS = (
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+    ("left_shoulder", "right_shoulder"),
+    ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"),
+    ("right_shoulder", "right_hip"),
+    ("left_ear", "right_ear"),
+    ("nose", "left_ear"),
+    ("nose", "right_ear"),
+)
+# Bones that the fit rotates, with the weight of their |θ|² prior (stiffer spine and neck).
+FREE_BONES = {
+    "root": 0.0,
+    "spine04": 0.4,
+    "spine02": 0.4,
+    "neck01": 0.2,
+    "head": 0.2,
+    "clavicle.L": 0.8,
+    "clavicle.R": 0.8,
+    "upperarm01.L": 0.02,
+    "upperarm01.R": 0.02,
+    "lowerarm01.L": 0.02,
+    "lowerarm01.R": 0.02,
+    "wrist.L": 0.05,
+    "wrist.R": 0.05,
+    "upperleg01.L": 0.05,
+    "upperleg01.R": 0.05,
+    "lowerleg01.L": 0.05,
+    "lowerleg01.R": 0.05,
+    "foot.L": 0.2,
+    "foot.R": 0.2,
+}
+_TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+_WARM_BONES = ("root", "spine04", "spine02")
+_TORSO_BONES = ("neck01", "spine04", "upperarm01.L", "upperarm01.R")
+_WORK_SIDE = 384
+# Upper bounds of the clothing thickness per part, metres (hair on the head, coats on the torso).
+CLOTHING_MAX = {
+    "torso": 0.08,
+    "head": 0.03,
+    "upperarm": 0.06,
+    "forearm": 0.05,
+    "hand": 0.005,
+    "thigh": 0.07,
+    "shin": 0.06,
+    "foot": 0.02,
+}
+
+
+@dataclass
+class BodyFitOptions:
+    """Weights and iteration counts of the body fit (defaults tuned for speed on a CPU)."""
+
+    torso_iterations: int = 20
+    pose_iterations: int = 40
+    silhouette_iterations: int = 40
+    learning_rate: float = 0.04
+    direction_weight: float = 0.02
+    outside_weight: float = 4.0
+    cover_weight: float = 6.0
+    shape_prior: float = 0.002
+    clothing_prior: float = 1.0
+    pose_prior: float = 0.01
+    knee_weight: float = 1.0
+    torso_weight: float = 5.0
+    visibility_threshold: float = 0.5
+    contour_every: int = 10
+
+
+@dataclass
+class BodyFit:
+    """Result of :func:`fit_body`.
+
+    Attributes:
+        shape: (num_shape,) float32 shape coefficients.
+        pose: (J, 3) float32 axis-angle bone rotations (zero for bones not fitted).
+        translation: (3,) float32 camera-frame translation, metres.
+        clothing: (P,) float32 clothing thickness per body part (``BodyModel.part_weights``
+            order), metres along the rest normals.
+        keypoint_error_px: mean 2D error of the visible MediaPipe landmarks, pixels.
+        keypoint_scale_px: the person's torso length in pixels (the normalisation).
+        losses: final value of each energy term.
+    """
+
+    shape: np.ndarray
+    pose: np.ndarray
+    translation: np.ndarray
+    keypoint_error_px: float
+    keypoint_scale_px: float
+    clothing: np.ndarray | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+def fit_body(
+    model: BodyModel,
+    person: BodyLandmarks,
+    K: np.ndarray,
+    *,
+    options: BodyFitOptions | None = None,
+    init: BodyFit | None = None,
+) -> BodyFit:
+    """Fit shape, pose and translation to one person (see the module docstring).
+
+    Args:
+        model: the body model.
+        person: MediaPipe pose of the person (landmarks, world landmarks, mask).
+        K: (3, 3) intrinsics of the photo.
+        options: weights and iterations.
+        init: a starting point (e.g. from a network); default: the rest body aligned to the
+            torso.
+    """
+    opts = options or BodyFitOptions()
+    device = model.mean_vertices.device
+    dtype = model.mean_vertices.dtype
+    h, w = person.mask.shape
+
+    mp_index = [POSE_LANDMARKS.index(k) for k in MEDIAPIPE_TO_MODEL]
+    model_index = torch.as_tensor([model.keypoint(v) for v in MEDIAPIPE_TO_MODEL.values()])
+    target_2d = person.points[mp_index].astype(np.float64)
+    weight_np = np.where(person.visible(opts.visibility_threshold)[mp_index], 1.0, 0.0)
+    weight_np *= person.visibility[mp_index]
+    names = list(MEDIAPIPE_TO_MODEL)
+    torso_idx = [names.index(n) for n in _TORSO]
+    scale_px = _torso_length(target_2d[torso_idx], person)
+
+    # Working resolution of the silhouette terms.
+    work = min(1.0, _WORK_SIDE / max(h, w))
+    sdf, boundary = _mask_fields(person, work)
+    sdf_t = torch.as_tensor(sdf, dtype=dtype, device=device)[None, None]
+    boundary_t = torch.as_tensor(boundary, dtype=dtype, device=device)
+    scale_work = scale_px * work
+
+    K_t = torch.as_tensor(K, dtype=dtype, device=device)
+    target_t = torch.as_tensor(target_2d, dtype=dtype, device=device)
+    weight_t = torch.as_tensor(weight_np, dtype=dtype, device=device)
+    limbs, limb_w, limb_dir = _limb_targets(person, opts.visibility_threshold, names)
+    limb_dir_t = torch.as_tensor(limb_dir, dtype=dtype, device=device)
+    limb_w_t = torch.as_tensor(limb_w, dtype=dtype, device=device)
+
+    free_names = sorted(FREE_BONES, key=model.bone)
+    free = tuple(model.bone(name) for name in free_names)
+    prior_w = torch.as_tensor([FREE_BONES[n] for n in free_names], dtype=dtype, device=device)
+    knees = [free_names.index(n) for n in ("lowerleg01.L", "lowerleg01.R")]
+    warm_bones = torch.as_tensor([n in _WARM_BONES for n in free_names], device=device)
+
+    if init is None:
+        init = _initialise(model, person, K, target_2d, weight_np, names)
+    shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
+    free_pose = torch.tensor(init.pose[list(free)], dtype=dtype, device=device)[None]
+    free_pose.requires_grad_(True)
+    translation = torch.tensor(init.translation, dtype=dtype, device=device)[None]
+    translation.requires_grad_(True)
+
+    part_w, part_names = model.part_weights()
+    part_w = part_w.to(device=device, dtype=dtype)
+    clothing_max = torch.as_tensor(
+        [CLOTHING_MAX[n] for n in part_names], dtype=dtype, device=device
+    )
+    if init.clothing is not None:
+        start = np.clip(init.clothing / clothing_max.cpu().numpy(), 1e-3, 1 - 1e-3)
+        start = np.log(start / (1 - start))
+    else:
+        start = np.full(len(part_names), -2.0)
+    raw_clothing = torch.tensor(start, dtype=dtype, device=device).requires_grad_(True)
+    optimiser = torch.optim.Adam(
+        [
+            {"params": [raw_clothing], "lr": opts.learning_rate * 2},
+            {"params": [free_pose], "lr": opts.learning_rate},
+            {"params": [shape], "lr": opts.learning_rate * 2},
+            {"params": [translation], "lr": opts.learning_rate * 0.25},
+        ]
+    )
+    faces = torch.as_tensor(model.faces, device=device)
+    contour = torch.zeros(0, dtype=torch.long, device=device)
+    hand_idx = torch.as_tensor([model.keypoint(n) for n in ("left_wrist", "right_wrist")])
+    losses: dict[str, torch.Tensor] = {}
+    stages = (
+        ["torso"] * opts.torso_iterations
+        + ["pose"] * opts.pose_iterations
+        + ["silhouette"] * opts.silhouette_iterations
+    )
+    for it, stage in enumerate(stages):
+        clothing = _clothing(raw_clothing, clothing_max)
+        offsets = (part_w @ clothing)[None]
+        out = model(shape, free_pose, translation, bones=free, normal_offsets=offsets)
+        verts = out.vertices[0]
+        all_keypoints = model.keypoints(out.vertices)[0]
+        keypoints = all_keypoints[model_index]
+        projected = _project(keypoints, K_t)
+        err = ((projected - target_t) ** 2).sum(-1) / scale_px**2
+        losses["keypoints"] = (weight_t * err).sum() / weight_t.sum().clamp_min(1e-6)
+        rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
+        losses["pose_prior"] = opts.pose_prior * rotation_prior
+        if stage != "torso":
+            flexion = free_pose[0, knees, 0]
+            losses["knee"] = opts.knee_weight * torch.relu(-flexion).pow(2).sum()
+            dirs = _directions(keypoints, limbs)
+            cos = (dirs * limb_dir_t).sum(-1)
+            losses["directions"] = opts.direction_weight * (limb_w_t * (1 - cos)).sum()
+            losses["shape_prior"] = opts.shape_prior * (shape**2).sum()
+            joints = {name: out.joints[0, free_names.index(name)] for name in _TORSO_BONES}
+            losses["torso"] = opts.torso_weight * _hands_outside_torso(
+                joints, all_keypoints[hand_idx]
+            )
+        if stage == "silhouette":
+            if it % opts.contour_every == 0 or contour.numel() == 0:
+                contour = _contour_vertices(verts.detach(), faces)
+            uv_work = _project(verts, K_t) * work
+            inside = _sample(sdf_t, uv_work, sdf.shape) / scale_work
+            losses["outside"] = opts.outside_weight * torch.relu(inside).pow(2).mean()
+            if contour.numel() and len(boundary_t):
+                c2d = uv_work[contour]
+                with torch.no_grad():
+                    nearest = torch.cdist(boundary_t, c2d).argmin(1)
+                dist2 = ((boundary_t - c2d[nearest]) ** 2).sum(-1) / scale_work**2
+                losses["cover"] = opts.cover_weight * dist2.mean()
+            losses["clothing"] = opts.clothing_prior * (clothing**2).sum()
+        total = sum(losses.values())
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        if stage == "torso":
+            # The rigid alignment and the spine first.
+            free_pose.grad[0, ~warm_bones] = 0
+            shape.grad = None
+        if stage != "silhouette":
+            raw_clothing.grad = None
+        optimiser.step()
+
+    with torch.no_grad():
+        pose = torch.as_tensor(init.pose, dtype=dtype, device=device)[None].clone()
+        pose[:, list(free)] = free_pose
+        clothing = _clothing(raw_clothing, clothing_max)
+        out = model(shape, pose, translation, normal_offsets=(part_w @ clothing)[None])
+        keypoints = model.keypoints(out.vertices)[0][model_index]
+        px = _project(keypoints, K_t).cpu().numpy()
+    vis = weight_np > 0
+    err_px = np.linalg.norm(px - target_2d, axis=1)
+    return BodyFit(
+        shape=shape.detach()[0].cpu().numpy().astype(np.float32),
+        pose=pose.detach()[0].cpu().numpy().astype(np.float32),
+        translation=translation.detach()[0].cpu().numpy().astype(np.float32),
+        clothing=clothing.cpu().numpy().astype(np.float32),
+        keypoint_error_px=float(err_px[vis].mean()) if vis.any() else float("nan"),
+        keypoint_scale_px=float(scale_px),
+        losses={k: float(v.detach()) for k, v in losses.items()},
+    )
+
+
+def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Clothing thickness in [0, upper] from unconstrained parameters (smooth bounds)."""
+    return upper * torch.sigmoid(raw)
+
+
+def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    p = points @ K.T
+    return p[..., :2] / p[..., 2:].clamp_min(1e-6)
+
+
+def _torso_length(torso: np.ndarray, person: BodyLandmarks) -> float:
+    """Mean shoulder-to-hip length in pixels; the mask height / 3 if the torso is unreliable."""
+    left = np.linalg.norm(torso[0] - torso[2])
+    right = np.linalg.norm(torso[1] - torso[3])
+    length = 0.5 * (left + right)
+    fallback = (person.box[3] - person.box[1]) / 3.0
+    return float(length if length > 0.1 * fallback else fallback)
+
+
+def _mask_fields(person: BodyLandmarks, work: float) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance (outside > 0) of the cleaned person mask at the working resolution, and
+    (N, 2) points sampled on the mask's boundary away from the image border."""
+    import cv2
+
+    h, w = person.mask.shape
+    size = (max(1, round(w * work)), max(1, round(h * work)))
+    mask = cv2.resize(person.mask, size, interpolation=cv2.INTER_AREA) > 0.5
+    mask = _keep_person_components(mask, person, work)
+    m8 = mask.astype(np.uint8)
+    outside = cv2.distanceTransform(1 - m8, cv2.DIST_L2, 5)
+    inside = cv2.distanceTransform(m8, cv2.DIST_L2, 5)
+    sdf = (outside - inside).astype(np.float32)
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    pts = np.concatenate([c[:, 0] for c in contours]) if contours else np.zeros((0, 2))
+    hh, ww = mask.shape
+    keep = (pts[:, 0] > 1) & (pts[:, 0] < ww - 2) & (pts[:, 1] > 1) & (pts[:, 1] < hh - 2)
+    pts = pts[keep].astype(np.float64)
+    if len(pts) > 600:
+        pts = pts[np.linspace(0, len(pts) - 1, 600).astype(int)]
+    return sdf, pts
+
+
+def _keep_person_components(mask: np.ndarray, person: BodyLandmarks, work: float) -> np.ndarray:
+    """Drop mask blobs that touch none of the visible landmarks (segmentation picks up
+    person-like background: statues, bright buildings)."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8))
+    if n <= 2:
+        return mask
+    vis = person.visible()
+    pts = np.round(person.points[vis] * work).astype(int)
+    hh, ww = mask.shape
+    ok = (pts[:, 0] >= 0) & (pts[:, 0] < ww) & (pts[:, 1] >= 0) & (pts[:, 1] < hh)
+    hit = np.unique(labels[pts[ok, 1], pts[ok, 0]])
+    hit = hit[hit > 0]
+    if len(hit) == 0:
+        return mask
+    return np.isin(labels, hit)
+
+
+def _limb_targets(person: BodyLandmarks, threshold: float, names: list[str]):
+    limbs, weights, dirs = [], [], []
+    world = person.world.astype(np.float64)
+    for a, b in _LIMBS:
+        ia, ib = POSE_LANDMARKS.index(a), POSE_LANDMARKS.index(b)
+        d = world[ib] - world[ia]
+        n = np.linalg.norm(d)
+        limbs.append((names.index(a), names.index(b)))
+        weights.append(min(person.visibility[ia], person.visibility[ib]) if n > 1e-6 else 0.0)
+        dirs.append(d / max(n, 1e-9))
+    weights = np.where(np.asarray(weights) > threshold, weights, 0.0)
+    return np.asarray(limbs), weights, np.asarray(dirs)
+
+
+def _directions(keypoints: torch.Tensor, limbs: np.ndarray) -> torch.Tensor:
+    d = keypoints[limbs[:, 1]] - keypoints[limbs[:, 0]]
+    return d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+
+
+def _sample(field: torch.Tensor, uv: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Bilinear samples of a (1, 1, H, W) field at (N, 2) pixel positions (border-clamped)."""
+    h, w = shape
+    grid = torch.stack([(2 * uv[:, 0] + 1) / w - 1, (2 * uv[:, 1] + 1) / h - 1], -1)
+    out = torch.nn.functional.grid_sample(
+        field, grid[None, :, None], mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out[0, 0, :, 0]
+
+
+def _contour_vertices(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Indices of vertices whose normal is nearly perpendicular to the viewing ray."""
+    tri = vertices[faces]
+    n = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+    vn = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), n.repeat_interleave(3, 0))
+    vn = vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    ray = vertices / vertices.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    cos = (vn * ray).sum(-1).abs()
+    return torch.nonzero(cos < 0.2).reshape(-1)
+
+
+def _hands_outside_torso(joints: dict[str, torch.Tensor], hands: torch.Tensor) -> torch.Tensor:
+    """Penalty for wrists inside the torso, modelled as a capsule around the spine whose radius
+    is a fraction of the shoulder width (arms crossed must stay in front of the chest)."""
+    top = joints["neck01"]
+    bottom = joints["spine04"]
+    width = (joints["upperarm01.L"] - joints["upperarm01.R"]).norm()
+    radius = 0.28 * width
+    axis = top - bottom
+    t = (((hands - bottom) @ axis) / (axis @ axis)).clamp(0, 1)
+    closest = bottom + t[:, None] * axis
+    dist = (hands - closest).norm(dim=-1)
+    return (torch.relu(radius - dist) / radius).pow(2).sum()
+
+
+def _initialise(model, person, K, target_2d, weight, names) -> BodyFit:
+    """Rest body rotated onto MediaPipe's world torso (Kabsch) at the distance that matches the
+    torso's length in pixels."""
+    with torch.no_grad():
+        zeros = torch.zeros(1, model.num_joints, 3, dtype=model.mean_vertices.dtype)
+        out = model(torch.zeros(1, model.num_shape, dtype=zeros.dtype), zeros)
+        rest_kp = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
+    idx = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in _TORSO]
+    mp_idx = [POSE_LANDMARKS.index(n) for n in _TORSO]
+    src = rest_kp[idx]
+    dst = person.world[mp_idx].astype(np.float64)
+    rotation = _kabsch(src - src.mean(0), dst - dst.mean(0))
+    rotvec = _matrix_to_axis_angle(rotation)
+    root = model.mean_joints[0].cpu().numpy().astype(np.float64)
+
+    # Distance from the torso length: model torso (rotated) vs pixels.
+    torso_names = [names.index(n) for n in _TORSO]
+    scale_px = _torso_length(target_2d[torso_names], person)
+    model_torso = 0.5 * (np.linalg.norm(src[0] - src[2]) + np.linalg.norm(src[1] - src[3]))
+    f = 0.5 * (K[0, 0] + K[1, 1])
+    depth = f * model_torso / max(scale_px, 1e-6)
+    centre_px = target_2d[torso_names].mean(0)
+    centre_cam = np.linalg.solve(K, np.r_[centre_px, 1.0]) * depth
+    rotated_centre = rotation @ (src.mean(0) - root) + root
+    translation = centre_cam - rotated_centre
+    pose = np.zeros((model.num_joints, 3), np.float32)
+    pose[0] = rotvec
+    return BodyFit(
+        shape=np.zeros(model.num_shape, np.float32),
+        pose=pose,
+        translation=translation.astype(np.float32),
+        keypoint_error_px=float("nan"),
+        keypoint_scale_px=scale_px,
+    )
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R minimising |R src - dst|² for (N, 3) centred point sets."""
+    u, _, vt = np.linalg.svd(dst.T @ src)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def _matrix_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
+    import cv2
+
+    rotvec, _ = cv2.Rodrigues(rotation)
+    return rotvec.ravel()

@@ -1,0 +1,220 @@
+"""MediaPipe 0.10.21 body front end: 33 pose landmarks with visibility, metric world landmarks
+and a person segmentation mask, for one chosen person.
+
+MediaPipe's pose model follows one person per image. To choose among several people, faces are
+detected first (full-range model); with two or more faces, the pose model runs on a crop around
+each person (from the face downwards), so ``person_index`` follows face size. With one face or
+none (a person seen from behind), the whole image is used and the person is MediaPipe's own
+choice, the most prominent one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon3d.errors import MissingDependencyError, NoPersonFound
+
+NUM_POINTS = 33
+#: MediaPipe pose landmark names, in order.
+POSE_LANDMARKS = (
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
+_MAX_POSE_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class BodyLandmarks:
+    """One person's pose.
+
+    Attributes:
+        points: (33, 2) float32 landmark positions in image pixels (MediaPipe pose order,
+            :data:`POSE_LANDMARKS`).
+        visibility: (33,) float32 in [0, 1]: likelihood of being visible (not occluded).
+        world: (33, 3) float32 metric 3D landmarks, origin between the hips, axes of the
+            camera (x right, y down, z away).
+        mask: (H, W) float32 person segmentation in [0, 1], image size.
+        box: (4,) float32 x0, y0, x1, y1 of the person mask (> 0.5) in pixels.
+    """
+
+    points: np.ndarray
+    visibility: np.ndarray
+    world: np.ndarray
+    mask: np.ndarray
+    box: np.ndarray
+
+    def visible(self, threshold: float = 0.5) -> np.ndarray:
+        """(33,) bool: visible and inside the image."""
+        h, w = self.mask.shape
+        inside = (
+            (self.points[:, 0] >= 0)
+            & (self.points[:, 0] < w)
+            & (self.points[:, 1] >= 0)
+            & (self.points[:, 1] < h)
+        )
+        return inside & (self.visibility > threshold)
+
+
+def _mediapipe():
+    try:
+        import mediapipe as mp
+    except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
+        raise MissingDependencyError(
+            "the body front end needs mediapipe==0.10.21 (`pip install mediapipe==0.10.21`)"
+        ) from exc
+    return mp
+
+
+class MediaPipePoseDetector:
+    """Pose landmarks + segmentation of one person. Safe to share between threads (calls are
+    serialised: MediaPipe graphs are not re-entrant).
+
+    Args:
+        min_detection_confidence: threshold of the pose detector.
+    """
+
+    num_points = NUM_POINTS
+
+    def __init__(self, min_detection_confidence: float = 0.5) -> None:
+        mp = _mediapipe()
+        self._lock = threading.Lock()
+        # model_complexity=1 is the only pose model bundled in the 0.10.21 wheel.
+        self._pose = mp.solutions.pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,
+            enable_segmentation=True,
+            min_detection_confidence=min_detection_confidence,
+        )
+        self._faces = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=0.5
+        )
+
+    def close(self) -> None:
+        self._pose.close()
+        self._faces.close()
+
+    def detect(self, image: np.ndarray, person_index: int = 0) -> BodyLandmarks:
+        """The pose of person ``person_index`` (by decreasing face size) in an (H, W, 3) uint8
+        RGB image.
+
+        Raises:
+            NoPersonFound: nobody, or fewer than ``person_index + 1`` people.
+        """
+        h, w = image.shape[:2]
+        with self._lock:
+            faces = self._face_boxes(image)
+            if len(faces) <= 1:
+                if person_index != 0:
+                    raise NoPersonFound(
+                        f"found {len(faces)} person(s) by face; person_index={person_index}"
+                    )
+                crop_box = np.array([0.0, 0.0, w, h])
+            else:
+                if not 0 <= person_index < len(faces):
+                    raise NoPersonFound(
+                        f"found {len(faces)} people by face; person_index={person_index}"
+                    )
+                crop_box = _person_crop(faces[person_index], w, h)
+            found = self._pose_in_box(image, crop_box)
+        if found is None:
+            raise NoPersonFound(f"no person found in the {w}x{h} image")
+        return found
+
+    def _face_boxes(self, image: np.ndarray) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        boxes = []
+        for det in self._faces.process(image).detections or []:
+            rel = det.location_data.relative_bounding_box
+            boxes.append(
+                np.array(
+                    [
+                        rel.xmin * w,
+                        rel.ymin * h,
+                        (rel.xmin + rel.width) * w,
+                        (rel.ymin + rel.height) * h,
+                    ]
+                )
+            )
+        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        return boxes
+
+    def _pose_in_box(self, image: np.ndarray, box: np.ndarray) -> BodyLandmarks | None:
+        import cv2
+
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        crop = image[y0:y1, x0:x1]
+        ch, cw = crop.shape[:2]
+        scale = min(1.0, _MAX_POSE_SIDE / max(ch, cw))
+        small = (
+            cv2.resize(crop, (round(cw * scale), round(ch * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1.0
+            else crop
+        )
+        result = self._pose.process(np.ascontiguousarray(small))
+        if result.pose_landmarks is None:
+            return None
+        lm = result.pose_landmarks.landmark
+        points = np.array([[p.x * cw + x0, p.y * ch + y0] for p in lm], np.float32)
+        visibility = np.array([p.visibility for p in lm], np.float32)
+        world = np.array(
+            [[p.x, p.y, p.z] for p in result.pose_world_landmarks.landmark], np.float32
+        )
+        mask = np.zeros((h, w), np.float32)
+        if result.segmentation_mask is not None:
+            seg = cv2.resize(result.segmentation_mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
+            mask[y0:y1, x0:x1] = seg
+        ys, xs = np.nonzero(mask > 0.5)
+        if len(xs) == 0:
+            return None
+        box_out = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+        return BodyLandmarks(points, visibility, world, mask, box_out)
+
+
+def _person_crop(face: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A box around the person below a face: 3.5 face widths to each side, from one face height
+    above the face to 9 face heights below it (a standing adult), clipped to the image."""
+    fw, fh = face[2] - face[0], face[3] - face[1]
+    cx = (face[0] + face[2]) / 2
+    return np.array(
+        [
+            max(0.0, cx - 3.5 * fw),
+            max(0.0, face[1] - fh),
+            min(float(w), cx + 3.5 * fw),
+            min(float(h), face[3] + 9 * fh),
+        ]
+    )

