@@ -12,9 +12,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A leak of one texture (3 MB) per call would be ~300 MB per 100 calls; allocator noise on the
-# development machine stays well below this bar (measured slope in docs/hardening.md).
-MAX_SLOPE_MB_PER_100 = 10.0
+# A leak of one texture (3 MB) per call would be ~300 MB per 100 calls. Measured on the
+# development machine: +4.45 MB per 100 over calls 20-200, with +-10 MB of allocator noise
+# between blocks of 20 calls (docs/hardening.md); 25 MB/100 catches any leak >= 0.25 MB/call.
+MAX_SLOPE_MB_PER_100 = 25.0
 
 
 @pytest.mark.slow
