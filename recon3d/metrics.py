@@ -7,18 +7,79 @@ import numpy as np
 
 from recon3d.reconstruction import Reconstruction
 
+# MediaPipe pose landmarks in COCO-17 order (nose, eyes, ears, shoulders, elbows, wrists, hips,
+# knees, ankles; left before right).
+COCO17_FROM_MEDIAPIPE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+
 
 def landmark_error(rec: Reconstruction) -> tuple[float, float]:
     """Mean distance between the projected model landmarks and the detected ones.
 
+    Heads: the 478 face-mesh points, as a fraction of the face size (the larger side of the
+    detected landmarks' bounding box). Bodies: the COCO-17 keypoints that MediaPipe sees
+    (visibility > 0.5, inside the image), as a fraction of the torso length (shoulders to hips).
+
     Returns:
-        (pixels, fraction of the face size), the face size being the larger side of the
-        detected landmarks' bounding box.
+        (pixels, fraction).
     """
-    scheme = "mediapipe478" if rec.target == "head" else "coco17"
-    detected = rec.keypoints[:, :2]
-    error = float(np.linalg.norm(rec.landmarks_2d(scheme) - detected, axis=1).mean())
-    return error, error / float(np.ptp(detected, axis=0).max())
+    if rec.target == "head":
+        detected = rec.keypoints[:, :2]
+        error = float(np.linalg.norm(rec.landmarks_2d("mediapipe478") - detected, axis=1).mean())
+        return error, error / float(np.ptp(detected, axis=0).max())
+    distances, torso, seen = _body_keypoint_distances(rec)
+    error = float(distances[seen].mean()) if seen.any() else float("nan")
+    return error, error / torso
+
+
+def keypoint_pck(rec: Reconstruction, threshold: float = 0.1) -> float:
+    """PCK of a body reconstruction: the fraction of MediaPipe's visible COCO-17 keypoints
+    (visibility > 0.5, inside the image) within ``threshold`` x torso length (mean
+    shoulder-to-hip distance of the detected keypoints) of the projected model keypoints."""
+    distances, torso, seen = _body_keypoint_distances(rec)
+    if not seen.any():
+        return float("nan")
+    return float((distances[seen] <= threshold * torso).mean())
+
+
+def silhouette_iou(rec: Reconstruction, max_side: int = 1024) -> float:
+    """Intersection over union of the mesh rendered with the photo's camera and the person mask
+    of a body reconstruction (mask > 0.5), at most ``max_side`` pixels on the long side."""
+    import cv2
+
+    from recon3d.render.renderer import render_mesh
+
+    if rec.person_mask is None:
+        raise ValueError("silhouette_iou needs a body reconstruction (with a person mask)")
+    small = rec.camera.bounded(max_side)
+    alpha = (
+        render_mesh(
+            rec.vertices, rec.faces, small.K, (small.width, small.height), depth_only=True
+        ).depth
+        > 0
+    )
+    mask = cv2.resize(rec.person_mask, (small.width, small.height)) > 0.5
+    return float((alpha & mask).sum() / max((alpha | mask).sum(), 1))
+
+
+def _body_keypoint_distances(rec: Reconstruction) -> tuple[np.ndarray, float, np.ndarray]:
+    if rec.target != "body":
+        raise ValueError("body keypoint measures need a body reconstruction")
+    detected = rec.keypoints[list(COCO17_FROM_MEDIAPIPE)]
+    h, w = rec.image.shape[:2]
+    seen = (
+        (detected[:, 2] > 0.5)
+        & (detected[:, 0] >= 0)
+        & (detected[:, 0] < w)
+        & (detected[:, 1] >= 0)
+        & (detected[:, 1] < h)
+    )
+    distances = np.linalg.norm(rec.landmarks_2d("coco17") - detected[:, :2], axis=1)
+    # Torso length: shoulders (COCO 5, 6) to hips (11, 12), averaged over both sides.
+    torso = 0.5 * (
+        np.linalg.norm(detected[5, :2] - detected[11, :2])
+        + np.linalg.norm(detected[6, :2] - detected[12, :2])
+    )
+    return distances, float(torso), seen
 
 
 def face_region_psnr(rec: Reconstruction) -> float:

@@ -5,7 +5,7 @@ neck, head, clavicles, shoulders, elbows, wrists, hips, knees, ankles; axis-angl
 pose's world-aligned axes) and the translation in the camera frame; the intrinsics ``K`` are
 given. Energy, with image distances normalised by the person's torso length ``s`` in pixels:
 
-    E = Σ v_i |π(K_i) - x_i|² / s²                         2D keypoints, by visibility v_i
+    E = λ_kp Σ v_i |π(K_i) - x_i|² / s² / Σ v_i            2D keypoints, by visibility v_i
       + λ_3d Σ v_l (1 - cos∠(d_l, D_l))                     limb directions vs MediaPipe's metric
                                                            world landmarks (scale-free)
       + λ_out mean_v relu(sdf(π(v)))² / s²                  no vertex outside the person mask
@@ -127,6 +127,7 @@ class BodyFitOptions:
     pose_iterations: int = 40
     silhouette_iterations: int = 40
     learning_rate: float = 0.04
+    keypoint_weight: float = 5.0
     direction_weight: float = 0.02
     outside_weight: float = 4.0
     cover_weight: float = 6.0
@@ -214,6 +215,12 @@ def fit_body(
     prior_w = torch.as_tensor([FREE_BONES[n] for n in free_names], dtype=dtype, device=device)
     knees = [free_names.index(n) for n in ("lowerleg01.L", "lowerleg01.R")]
     warm_bones = torch.as_tensor([n in _WARM_BONES for n in free_names], device=device)
+    # Unseen legs stay in the rest pose (standing) and out of the silhouette terms: behind a
+    # podium or below the frame, the mask says nothing about them.
+    frozen_names, hidden_parts = _unobserved(person, opts.visibility_threshold)
+    frozen = torch.as_tensor([n in frozen_names for n in free_names], device=device)
+    seen_vertex = ~np.isin(np.asarray(model.part_names)[model.vertex_part], list(hidden_parts))
+    seen_vertex_t = torch.as_tensor(seen_vertex, device=device)
 
     if init is None:
         init = _initialise(model, person, K, target_2d, weight_np, names)
@@ -260,7 +267,9 @@ def fit_body(
         keypoints = all_keypoints[model_index]
         projected = _project(keypoints, K_t)
         err = ((projected - target_t) ** 2).sum(-1) / scale_px**2
-        losses["keypoints"] = (weight_t * err).sum() / weight_t.sum().clamp_min(1e-6)
+        losses["keypoints"] = (
+            opts.keypoint_weight * (weight_t * err).sum() / weight_t.sum().clamp_min(1e-6)
+        )
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
         losses["pose_prior"] = opts.pose_prior * rotation_prior
         if stage != "torso":
@@ -279,7 +288,17 @@ def fit_body(
                 contour = _contour_vertices(verts.detach(), faces)
             uv_work = _project(verts, K_t) * work
             inside = _sample(sdf_t, uv_work, sdf.shape) / scale_work
-            losses["outside"] = opts.outside_weight * torch.relu(inside).pow(2).mean()
+            # Only vertices that land in the frame and belong to observed parts.
+            hh, ww = sdf.shape
+            in_frame = (
+                (uv_work[:, 0] >= 0)
+                & (uv_work[:, 0] <= ww - 1)
+                & (uv_work[:, 1] >= 0)
+                & (uv_work[:, 1] <= hh - 1)
+                & seen_vertex_t
+            )
+            outside = torch.relu(inside) * in_frame
+            losses["outside"] = opts.outside_weight * outside.pow(2).mean()
             if contour.numel() and len(boundary_t):
                 c2d = uv_work[contour]
                 with torch.no_grad():
@@ -290,6 +309,7 @@ def fit_body(
         total = sum(losses.values())
         optimiser.zero_grad(set_to_none=True)
         total.backward()
+        free_pose.grad[0, frozen] = 0
         if stage == "torso":
             # The rigid alignment and the spine first.
             free_pose.grad[0, ~warm_bones] = 0
@@ -323,6 +343,22 @@ def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     return upper * torch.sigmoid(raw)
 
 
+def _unobserved(person: BodyLandmarks, threshold: float) -> tuple[set[str], set[str]]:
+    """Bones to keep at rest and body parts to leave out of the silhouette terms, per leg:
+    without a visible knee the whole leg, without a visible ankle the shin and foot."""
+    seen = person.visible(threshold)
+    frozen: set[str] = set()
+    hidden: set[str] = set()
+    for side, name in (("L", "left"), ("R", "right")):
+        if not seen[POSE_LANDMARKS.index(f"{name}_knee")]:
+            frozen |= {f"upperleg01.{side}", f"lowerleg01.{side}", f"foot.{side}"}
+            hidden |= {f"thigh.{side}", f"shin.{side}", f"foot.{side}"}
+        elif not seen[POSE_LANDMARKS.index(f"{name}_ankle")]:
+            frozen |= {f"lowerleg01.{side}", f"foot.{side}"}
+            hidden |= {f"shin.{side}", f"foot.{side}"}
+    return frozen, hidden
+
+
 def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     p = points @ K.T
     return p[..., :2] / p[..., 2:].clamp_min(1e-6)
@@ -345,7 +381,6 @@ def _mask_fields(person: BodyLandmarks, work: float) -> tuple[np.ndarray, np.nda
     h, w = person.mask.shape
     size = (max(1, round(w * work)), max(1, round(h * work)))
     mask = cv2.resize(person.mask, size, interpolation=cv2.INTER_AREA) > 0.5
-    mask = _keep_person_components(mask, person, work)
     m8 = mask.astype(np.uint8)
     outside = cv2.distanceTransform(1 - m8, cv2.DIST_L2, 5)
     inside = cv2.distanceTransform(m8, cv2.DIST_L2, 5)
@@ -358,25 +393,6 @@ def _mask_fields(person: BodyLandmarks, work: float) -> tuple[np.ndarray, np.nda
     if len(pts) > 600:
         pts = pts[np.linspace(0, len(pts) - 1, 600).astype(int)]
     return sdf, pts
-
-
-def _keep_person_components(mask: np.ndarray, person: BodyLandmarks, work: float) -> np.ndarray:
-    """Drop mask blobs that touch none of the visible landmarks (segmentation picks up
-    person-like background: statues, bright buildings)."""
-    import cv2
-
-    n, labels = cv2.connectedComponents(mask.astype(np.uint8))
-    if n <= 2:
-        return mask
-    vis = person.visible()
-    pts = np.round(person.points[vis] * work).astype(int)
-    hh, ww = mask.shape
-    ok = (pts[:, 0] >= 0) & (pts[:, 0] < ww) & (pts[:, 1] >= 0) & (pts[:, 1] < hh)
-    hit = np.unique(labels[pts[ok, 1], pts[ok, 0]])
-    hit = hit[hit > 0]
-    if len(hit) == 0:
-        return mask
-    return np.isin(labels, hit)
 
 
 def _limb_targets(person: BodyLandmarks, threshold: float, names: list[str]):
@@ -460,6 +476,7 @@ def _initialise(model, person, K, target_2d, weight, names) -> BodyFit:
     translation = centre_cam - rotated_centre
     pose = np.zeros((model.num_joints, 3), np.float32)
     pose[0] = rotvec
+    _limb_ik(model, person, rotation, rest_kp, pose)
     return BodyFit(
         shape=np.zeros(model.num_shape, np.float32),
         pose=pose,
@@ -467,6 +484,72 @@ def _initialise(model, person, K, target_2d, weight, names) -> BodyFit:
         keypoint_error_px=float("nan"),
         keypoint_scale_px=scale_px,
     )
+
+
+# Limb bones posed analytically at the start: (bone, parent bone or None for the root, from, to).
+_IK_CHAINS = (
+    ("upperarm01.L", None, "left_shoulder", "left_elbow"),
+    ("lowerarm01.L", "upperarm01.L", "left_elbow", "left_wrist"),
+    ("upperarm01.R", None, "right_shoulder", "right_elbow"),
+    ("lowerarm01.R", "upperarm01.R", "right_elbow", "right_wrist"),
+    ("upperleg01.L", None, "left_hip", "left_knee"),
+    ("lowerleg01.L", "upperleg01.L", "left_knee", "left_ankle"),
+    ("upperleg01.R", None, "right_hip", "right_knee"),
+    ("lowerleg01.R", "upperleg01.R", "right_knee", "right_ankle"),
+)
+
+
+def _limb_ik(model, person, root_rotation, rest_kp, pose, threshold: float = 0.5) -> None:
+    """Point each upper/lower limb bone along MediaPipe's world-landmark direction of that limb
+    (the smallest rotation that does it), where both ends are visible; unseen thighs hang
+    straight down. Arms crossed in front of
+    the chest or legs stepping towards the camera are then reached from the start, not through
+    the local minima of the 2D fit. Writes into ``pose`` (J, 3)."""
+    import cv2
+
+    world = person.world.astype(np.float64)
+    world_rotation = {None: root_rotation}
+    for bone, parent, a, b in _IK_CHAINS:
+        parent_rotation = world_rotation.get(parent)
+        if parent_rotation is None:
+            continue
+        ia, ib = POSE_LANDMARKS.index(a), POSE_LANDMARKS.index(b)
+        if min(person.visibility[ia], person.visibility[ib]) >= threshold:
+            direction = world[ib] - world[ia]
+        elif bone.startswith("upperleg"):
+            # An unseen leg stands: the thigh hangs along the image's down direction, whatever
+            # the lean of the torso (the fit keeps unseen legs where they are).
+            direction = np.array([0.0, 1.0, 0.0])
+        else:
+            world_rotation[bone] = parent_rotation
+            continue
+        rest = (
+            rest_kp[model.keypoint(MEDIAPIPE_TO_MODEL[b])]
+            - rest_kp[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
+        )
+        target = parent_rotation.T @ direction
+        local = _align(rest, target)
+        pose[model.bone(bone)] = cv2.Rodrigues(local)[0].ravel()
+        world_rotation[bone] = parent_rotation @ local
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation (3, 3) taking the direction of ``a`` to that of ``b``."""
+    a = a / max(np.linalg.norm(a), 1e-12)
+    b = b / max(np.linalg.norm(b), 1e-12)
+    axis = np.cross(a, b)
+    sin, cos = np.linalg.norm(axis), float(a @ b)
+    if sin < 1e-9:
+        if cos > 0:
+            return np.eye(3)
+        # Opposite directions: half a turn about any axis perpendicular to a.
+        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        perp /= np.linalg.norm(perp)
+        return 2 * np.outer(perp, perp) - np.eye(3)
+    k = axis / sin
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    angle = np.arctan2(sin, cos)
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * (kx @ kx)
 
 
 def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

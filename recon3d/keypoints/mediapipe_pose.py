@@ -198,11 +198,80 @@ class MediaPipePoseDetector:
         if result.segmentation_mask is not None:
             seg = cv2.resize(result.segmentation_mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
             mask[y0:y1, x0:x1] = seg
+        mask = clean_person_mask(mask, points, visibility)
         ys, xs = np.nonzero(mask > 0.5)
         if len(xs) == 0:
             return None
         box_out = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
         return BodyLandmarks(points, visibility, world, mask, box_out)
+
+
+# Skeleton drawn to decide which mask pixels belong to the person (MediaPipe indices).
+_SKELETON = (
+    (11, 12),
+    (11, 23),
+    (12, 24),
+    (23, 24),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+    (23, 25),
+    (25, 27),
+    (24, 26),
+    (26, 28),
+    (0, 11),
+    (0, 12),
+    (7, 8),
+    (15, 19),
+    (16, 20),
+    (27, 31),
+    (28, 32),
+)
+
+
+def clean_person_mask(
+    mask: np.ndarray, points: np.ndarray, visibility: np.ndarray, reach: float = 0.9
+) -> np.ndarray:
+    """The person's part of a segmentation mask: segmentation models also pick up person-like
+    background (statues, bright buildings, a second person). Keeps the blobs (mask > 0.5) that
+    touch a visible landmark, then only their pixels within ``reach`` torso lengths of the
+    visible skeleton.
+
+    Args:
+        mask: (H, W) float32 segmentation in [0, 1].
+        points: (33, 2) landmark pixels; visibility: (33,).
+    Returns:
+        (H, W) float32, zero outside the person.
+    """
+    import cv2
+
+    h, w = mask.shape
+    vis = (visibility > 0.5) & (points[:, 0] >= 0) & (points[:, 0] < w)
+    vis &= (points[:, 1] >= 0) & (points[:, 1] < h)
+    binary = (mask > 0.5).astype(np.uint8)
+    n, labels = cv2.connectedComponents(binary)
+    pts = np.round(points[vis]).astype(int)
+    hit = np.unique(labels[pts[:, 1], pts[:, 0]]) if len(pts) else np.zeros(0, int)
+    hit = hit[hit > 0]
+    if len(hit) == 0:
+        return mask
+    keep = np.isin(labels, hit)
+    torso = 0.5 * (
+        np.linalg.norm(points[11] - points[23]) + np.linalg.norm(points[12] - points[24])
+    )
+    if vis[[11, 12, 23, 24]].all() and torso > 2:
+        skeleton = np.zeros((h, w), np.uint8)
+        for a, b in _SKELETON:
+            if vis[a] and vis[b]:
+                pa = tuple(int(v) for v in np.round(points[a]))
+                pb = tuple(int(v) for v in np.round(points[b]))
+                cv2.line(skeleton, pa, pb, 1, 1)
+        distance = cv2.distanceTransform(1 - skeleton, cv2.DIST_L2, 3)
+        keep &= distance <= reach * torso
+    # Soft values near kept pixels survive, so edges stay anti-aliased.
+    keep = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return np.where(keep, mask, 0.0).astype(np.float32)
 
 
 def _person_crop(face: np.ndarray, w: int, h: int) -> np.ndarray:
