@@ -17,7 +17,7 @@ import torch
 from recon3d._progress import stages
 from recon3d.camera import Camera
 from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
-from recon3d.io import DEFAULT_MAX_PIXELS, load_image_with_metadata
+from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.reconstruction import Reconstruction
@@ -122,7 +122,7 @@ class BodyReconstructionPipeline:
         timings: dict[str, float] = {}
         with stages(STAGES, progress) as stage:
             with stage("decode", timings):
-                loaded = load_image_with_metadata(image, max_pixels=max_pixels)
+                loaded = _decoded(image, max_pixels)
                 pixels = loaded.pixels
                 h, w = pixels.shape[:2]
                 camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
@@ -224,3 +224,10 @@ def _single_threaded() -> Iterator[None]:
             _THREADS_STATE["users"] -= 1
             if _THREADS_STATE["users"] == 0:
                 torch.set_num_threads(_THREADS_STATE["previous"])
+
+
+def _decoded(image: Any, max_pixels: int) -> LoadedImage:
+    """Decode ``image`` unless it already is a :class:`~recon3d.io.LoadedImage`."""
+    if isinstance(image, LoadedImage):
+        return image
+    return load_image_with_metadata(image, max_pixels=max_pixels)

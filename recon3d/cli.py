@@ -29,7 +29,11 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         rec = reconstruct(
-            args.photo, target=args.target, face_index=args.face_index, progress=not args.quiet
+            args.photo,
+            target=args.target,
+            face_index=args.face_index,
+            person_index=args.person_index,
+            progress=not args.quiet,
         )
         written = rec.export(out)
         if args.preview:
@@ -50,7 +54,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     if not args.quiet:
-        err = rec.params.get("reprojection_error_px", float("nan"))
+        key = "reprojection_error_px" if rec.target == "head" else "keypoint_error_px"
+        err = rec.params.get(key, float("nan"))
         total = sum(rec.timings.values())
         print(
             f"reconstructed {rec.target} from {args.photo} in {total:.2f} s "
@@ -183,13 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         choices=["auto", "head", "body"],
         default="auto",
-        help="what to reconstruct (default: auto)",
+        help="what to reconstruct; auto: the body when visible, else the head (default: auto)",
     )
     rec.add_argument(
         "--face-index",
         type=int,
         default=0,
-        help="which face when there are several, largest first (default: 0)",
+        help="head: which face when there are several, largest first (default: 0)",
+    )
+    rec.add_argument(
+        "--person-index",
+        type=int,
+        default=0,
+        help="body: which person when there are several, by face size (default: 0)",
     )
     rec.add_argument(
         "--preview",
@@ -221,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         choices=["auto", "head", "body"],
         default="auto",
-        help="what to reconstruct (default: auto)",
+        help="what to reconstruct; auto: the body when visible, else the head (default: auto)",
     )
     batch.add_argument(
         "--face-index", type=int, default=0, help="which face, largest first (default: 0)"

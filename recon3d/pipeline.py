@@ -6,6 +6,7 @@ image ─► io.image ─► keypoints (MediaPipe face mesh) ─► fitting ─�
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +16,7 @@ from recon3d._progress import stages
 from recon3d.camera import Camera
 from recon3d.errors import NoFaceFound
 from recon3d.fitting.head_fit import HeadFitOptions, fit_head
-from recon3d.io import DEFAULT_MAX_PIXELS, load_image_with_metadata
+from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
 from recon3d.keypoints.base import FaceLandmarkDetector
 from recon3d.models.head import HeadModel
 from recon3d.reconstruction import Reconstruction
@@ -101,7 +102,7 @@ class HeadReconstructionPipeline:
         timings: dict[str, float] = {}
         with stages(STAGES, progress) as stage:
             with stage("decode", timings):
-                loaded = load_image_with_metadata(image, max_pixels=max_pixels)
+                loaded = _decoded(image, max_pixels)
                 pixels = loaded.pixels
                 h, w = pixels.shape[:2]
                 camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
@@ -224,19 +225,27 @@ def reconstruct(
     from recon3d.body_pipeline import body_visible
     from recon3d.errors import NoPersonFound
 
-    pixels = load_image_with_metadata(image, max_pixels=max_pixels).pixels
+    # Decode once and run the pose front end once: its answer decides the target.
+    start = time.perf_counter()
+    loaded = load_image_with_metadata(image, max_pixels=max_pixels)
+    decode = time.perf_counter() - start
     try:
-        person = body.detect(pixels, person_index)
+        person = body.detect(loaded.pixels, person_index)
     except NoPersonFound:
         person = None
+    detect = time.perf_counter() - start - decode
     if person is not None and body_visible(person):
-        return body(
-            image,
-            person_index=person_index,
-            max_pixels=max_pixels,
-            progress=progress,
-            person=person,
-        )
-    return default_pipeline(device)(
-        image, face_index=face_index, max_pixels=max_pixels, progress=progress
-    )
+        rec = body(loaded, person_index=person_index, progress=progress, person=person)
+        rec.timings["front end"] = detect
+    else:
+        rec = default_pipeline(device)(loaded, face_index=face_index, progress=progress)
+        rec.timings["choose target"] = detect
+    rec.timings["decode"] = decode
+    return rec
+
+
+def _decoded(image: Any, max_pixels: int) -> LoadedImage:
+    """Decode ``image`` unless it already is a :class:`~recon3d.io.LoadedImage`."""
+    if isinstance(image, LoadedImage):
+        return image
+    return load_image_with_metadata(image, max_pixels=max_pixels)

@@ -593,15 +593,9 @@ def _assert_same(a, b, label: str) -> None:
 
 
 @pytest.mark.slow  # ~13 s on the 2-core machine: four full reconstructions contend
-@pytest.mark.xfail(
-    strict=True,
-    reason="recon3d/render/renderer.py never releases the shared EGL context after a render "
-    "(pyrender's EGLPlatform.make_uncurrent is a no-op), so a render from a second thread fails "
-    "with EGL_BAD_ACCESS; see docs/hardening.md for the fix",
-)
 def test_reconstruct_from_four_threads_matches_serial(head_reconstructions, grace) -> None:
-    # Render once here first, as any program that used recon3d before starting threads would:
-    # the main thread then holds the context (and keeps it, so later tests still render).
+    # Render once here first, as any program that used recon3d before starting threads would
+    # (the renderer must release its context after every render for the threads to render).
     grace.render(size=16)
     photos = [*THREAD_PHOTOS, "grace_hopper.jpg"]
     results: dict[int, object] = {}

@@ -127,7 +127,7 @@ class BodyFitOptions:
     pose_iterations: int = 40
     silhouette_iterations: int = 40
     learning_rate: float = 0.04
-    keypoint_weight: float = 5.0
+    keypoint_weight: float = 10.0
     direction_weight: float = 0.02
     outside_weight: float = 4.0
     cover_weight: float = 6.0
@@ -270,6 +270,7 @@ def fit_body(
         losses["keypoints"] = (
             opts.keypoint_weight * (weight_t * err).sum() / weight_t.sum().clamp_min(1e-6)
         )
+
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
         losses["pose_prior"] = opts.pose_prior * rotation_prior
         if stage != "torso":

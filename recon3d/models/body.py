@@ -289,15 +289,19 @@ class BodyModel(torch.nn.Module):
         2 s) and kept."""
         from recon3d.texture.layout import mirror_texels, rasterize_uv
 
-        levels = []
-        for size in (self.texture_size // 2, self.texture_size):
-            texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
-            mirror = mirror_texels(
-                texel_face, texel_bary, self.uv, self.face_uv, self.face_mirror, self.corner_mirror
-            )
-            levels.append((texel_face, texel_bary[..., :2], mirror))
-        coarse = TextureLayout(*levels[0], vertex_part=self.vertex_part)
-        return TextureLayout(*levels[1], vertex_part=self.vertex_part, coarse=coarse)
+        size = self.texture_size
+        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size // 2)
+        mirror = mirror_texels(
+            texel_face, texel_bary, self.uv, self.face_uv, self.face_mirror, self.corner_mirror
+        )
+        coarse = TextureLayout(
+            texel_face, texel_bary[..., :2], mirror, vertex_part=self.vertex_part
+        )
+        # The full level only receives the photo's colours: no mirror map needed.
+        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
+        return TextureLayout(
+            texel_face, texel_bary[..., :2], None, vertex_part=self.vertex_part, coarse=coarse
+        )
 
     def part_weights(self) -> tuple[torch.Tensor, list[str]]:
         """Smooth (V, P) membership of each vertex in the body parts of :data:`PART_BONES`

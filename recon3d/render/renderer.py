@@ -52,6 +52,19 @@ def _renderer(width: int, height: int):
     return renderer
 
 
+def _release_context(renderer) -> None:
+    """Detach the shared EGL context from the calling thread. pyrender's EGL
+    ``make_uncurrent`` does nothing, so the context would stay bound to the last thread that
+    rendered and every other thread would get ``EGL_BAD_ACCESS``. OSMesa binds per call."""
+    platform = getattr(renderer, "_platform", None)
+    display = getattr(platform, "_egl_display", None)
+    if display is None:
+        return
+    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglMakeCurrent
+
+    eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+
+
 def _gl_camera(K: np.ndarray, width: int, height: int, znear: float, zfar: float):
     """pyrender camera equivalent to OpenCV intrinsics ``K`` for an image of this size."""
     pyrender = import_pyrender()
@@ -138,7 +151,12 @@ def render_mesh(
         flags |= pyrender.RenderFlags.FLAT
     with _LOCK:
         renderer = _renderer(width, height)
-        result = renderer.render(scene, flags=flags)
+        try:
+            result = renderer.render(scene, flags=flags)
+        except Exception as exc:  # OpenGL/EGL/OSMesa raise their own error types
+            raise RendererUnavailableError(f"offscreen rendering failed: {exc}") from exc
+        finally:
+            _release_context(renderer)
     if depth_only:
         return RenderOutput(color=None, depth=np.asarray(result, dtype=np.float32))
     color, depth = result

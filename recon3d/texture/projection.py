@@ -30,7 +30,8 @@ class TextureLayout:
     Args:
         texel_face: (T, T) int triangle under each texel, -1 outside the layout's islands.
         texel_bary: (T, T, 2) first two barycentrics of each texel.
-        texel_mirror: (T, T) int flat index of each texel's left/right mirror texel.
+        texel_mirror: (T, T) int flat index of each texel's left/right mirror texel (-1 where
+            there is none), or None for no mirror fill.
         seed_threshold: visibility weight (cos² of the view angle) above which a texel seeds
             the fill of unseen texels, scalar or (T, T). Texels seen at grazing angles sit on the
             silhouette where the photo mixes in background, so the default (~57°) is strict;
@@ -47,7 +48,7 @@ class TextureLayout:
         self,
         texel_face: np.ndarray,
         texel_bary: np.ndarray,
-        texel_mirror: np.ndarray,
+        texel_mirror: np.ndarray | None,
         seed_threshold: np.ndarray | float = 0.3,
         vertex_part: np.ndarray | None = None,
         coarse: TextureLayout | None = None,
@@ -60,7 +61,9 @@ class TextureLayout:
         self.used_face = texel_face.ravel()[self.used]
         b2 = texel_bary.reshape(-1, 2)[self.used].astype(np.float32)
         self.used_bary = np.c_[b2, 1.0 - b2.sum(1)]
-        self.mirror = texel_mirror.ravel()
+        self.mirror = (
+            np.full(texel_face.size, -1, np.int64) if texel_mirror is None else texel_mirror.ravel()
+        )
         threshold = np.broadcast_to(np.asarray(seed_threshold, np.float32), texel_face.shape)
         self.seed_threshold = threshold.ravel()[self.used]
         self.vertex_part = vertex_part

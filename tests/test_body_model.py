@@ -1,0 +1,211 @@
+"""The rigged body model, its UV layout and the body fit on synthetic data (no MediaPipe)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recon3d.fitting.body_fit import FREE_BONES, BodyFitOptions, fit_body
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+from recon3d.models.body import BodyModel, axis_angle_to_matrix
+from recon3d.texture.layout import mirror_texels, rasterize_uv
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyModel:
+    return BodyModel.from_pretrained()
+
+
+def _free(model: BodyModel) -> tuple[int, ...]:
+    return tuple(sorted(model.bone(n) for n in FREE_BONES))
+
+
+# -- smoke and cardinality --------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+def test_zero_pose_is_the_rest_mesh(body, device) -> None:
+    model = BodyModel.from_pretrained().to(device)
+    shape = torch.randn(2, model.num_shape, device=device) * 0.5
+    out = model(shape, torch.zeros(2, model.num_joints, 3, device=device))
+    rest_v, rest_j = model.rest(shape)
+    assert out.vertices.shape == (2, model.num_vertices, 3)
+    assert out.joints.shape == (2, model.num_joints, 3)
+    torch.testing.assert_close(out.vertices, rest_v, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.joints, rest_j, atol=1e-5, rtol=0)
+
+
+def test_sizes_and_names(body) -> None:
+    assert body.num_joints == 104 and body.num_vertices == 13718 and body.num_shape == 16
+    assert body.bone_labels[0] == "root"
+    assert (body.parents[1:] < np.arange(1, body.num_joints)).all()
+    assert body.keypoint_regressor.shape == (len(body.keypoint_labels), body.num_vertices)
+    np.testing.assert_allclose(body.keypoint_regressor.sum(1).numpy(), 1.0, atol=1e-3)
+    assert set(body.landmarks) == {"coco17", "coco_wholebody23"}
+    # The average body stands about 1.6-1.8 m tall, feet down (+y), face towards -z.
+    height = body.height(np.zeros(body.num_shape))
+    assert 1.5 < height < 1.9
+    nose = body.keypoints(body.mean_vertices[None])[0, body.keypoint("nose")]
+    ankle = body.keypoints(body.mean_vertices[None])[0, body.keypoint("left_ankle")]
+    assert nose[1] < ankle[1] - 1.2
+    assert nose[2] < body.mean_joints[0, 2]
+
+
+def test_collapsed_skeleton_matches_full(body) -> None:
+    """Posing only the fitted bones through the collapsed skeleton equals the full rig with
+    every other bone at rest."""
+    free = _free(body)
+    generator = torch.Generator().manual_seed(0)
+    shape = torch.randn(1, body.num_shape, generator=generator)
+    small = torch.randn(1, len(free), 3, generator=generator) * 0.4
+    full = torch.zeros(1, body.num_joints, 3)
+    full[:, list(free)] = small
+    a = body(shape, small, bones=free)
+    b = body(shape, full)
+    torch.testing.assert_close(a.vertices, b.vertices, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.joints, b.joints[:, list(free)], atol=1e-5, rtol=0)
+
+
+def test_rotating_a_bone_moves_only_its_skin(body) -> None:
+    shape = torch.zeros(1, body.num_shape)
+    pose = torch.zeros(1, body.num_joints, 3)
+    elbow = body.bone("lowerarm01.L")
+    pose[0, elbow] = torch.tensor([0.0, 0.0, 1.2])
+    moved = (body(shape, pose).vertices - body(shape, torch.zeros_like(pose)).vertices)[0]
+    moved = moved.norm(dim=-1) > 1e-6
+    # Bones at or below the elbow.
+    below = np.zeros(body.num_joints, bool)
+    for j in range(body.num_joints):
+        a = j
+        while a >= 0 and a != elbow:
+            a = body.parents[a]
+        below[j] = a == elbow
+    influenced = (body.skin_matrix[:, torch.as_tensor(below)].sum(1) > 0).numpy()
+    assert moved.any()
+    assert not (moved.numpy() & ~influenced).any()
+    # The elbow joint itself stays put; the wrist moves.
+    out = body(shape, pose)
+    rest = body(shape, torch.zeros_like(pose))
+    torch.testing.assert_close(out.joints[0, elbow], rest.joints[0, elbow])
+    assert (out.joints[0, body.bone("wrist.L")] - rest.joints[0, body.bone("wrist.L")]).norm() > 0.1
+
+
+# -- exceptions ---------------------------------------------------------------------------------
+def test_bad_shapes_raise(body) -> None:
+    with pytest.raises(ValueError, match=r"\(B, 16\)"):
+        body.rest(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="pose of shape"):
+        body(torch.zeros(1, 16), torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match="increasing"):
+        body(torch.zeros(1, 16), torch.zeros(1, 2, 3), bones=(5, 0))
+    with pytest.raises(ValueError, match="unknown bone"):
+        body.bone("tail")
+
+
+# -- gradcheck ----------------------------------------------------------------------------------
+def test_axis_angle_gradcheck_and_values() -> None:
+    import cv2
+
+    x = (torch.randn(6, 3, dtype=torch.float64) * 0.8).requires_grad_(True)
+    assert torch.autograd.gradcheck(axis_angle_to_matrix, (x,))
+    zero = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(axis_angle_to_matrix, (zero,))
+    for v in x.detach().numpy():
+        np.testing.assert_allclose(
+            axis_angle_to_matrix(torch.as_tensor(v)).numpy(), cv2.Rodrigues(v)[0], atol=1e-10
+        )
+
+
+# -- UV layout ----------------------------------------------------------------------------------
+def test_rasterize_uv_two_triangles() -> None:
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    face, bary = rasterize_uv(uv, faces, 16)
+    assert (face >= 0).all()
+    np.testing.assert_allclose(bary.sum(-1), 1.0, atol=1e-5)
+    # Texel (row 0, col 15) is at u=15.5/16, v=1-0.5/16: under the first triangle's edge? The
+    # diagonal u = v splits them: u > v is triangle 0.
+    assert face[15, 15] == 0 and face[0, 0] == 1
+    # Barycentrics reproduce the texel centre.
+    rows, cols = np.mgrid[0:16, 0:16]
+    centre = np.stack([(cols + 0.5) / 16, 1 - (rows + 0.5) / 16], -1)
+    recon = np.einsum("hwk,hwkd->hwd", bary, uv[faces[face]])
+    np.testing.assert_allclose(recon, centre, atol=1e-5)
+
+
+def test_body_layout_and_mirror(body) -> None:
+    face, bary = rasterize_uv(body.uv, body.face_uv, 256)
+    used = face >= 0
+    assert 0.5 < used.mean() < 0.75
+    mirror = mirror_texels(face, bary, body.uv, body.face_uv, body.face_mirror, body.corner_mirror)
+    has = mirror.ravel() >= 0
+    assert has.sum() > 0.95 * used.sum()
+    # A texel and its mirror lie at mirrored 3D points of the average body.
+    verts = body.mean_vertices.numpy()
+    flat_face, flat_bary = face.ravel(), bary.reshape(-1, 3)
+    src = np.flatnonzero(has)
+    dst = mirror.ravel()[src]
+
+    def point(i):
+        return np.einsum("nk,nkd->nd", flat_bary[i], verts[body.faces[flat_face[i]]])
+
+    gap = np.linalg.norm(point(src) * (-1, 1, 1) - point(dst), axis=1)
+    assert np.median(gap) < 0.01
+
+
+# -- the fit on a synthetic person ------------------------------------------------------------
+def _synthetic_person(model: BodyModel, pose: np.ndarray, shape: np.ndarray, K, size):
+    """Perfect landmarks and mask of a posed body, as MediaPipe would report them."""
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.render.renderer import render_mesh
+
+    with torch.no_grad():
+        out = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
+    verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
+    kp = model.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
+    points = np.zeros((33, 2), np.float32)
+    world = np.zeros((33, 3), np.float32)
+    visibility = np.zeros(33, np.float32)
+    hips = 0.5 * (kp[model.keypoint("left_hip")] + kp[model.keypoint("right_hip")])
+    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
+        i = POSE_LANDMARKS.index(mp_name)
+        p = K @ kp[model.keypoint(model_name)]
+        points[i] = p[:2] / p[2]
+        world[i] = kp[model.keypoint(model_name)] - hips
+        visibility[i] = 0.99
+    mask = render_mesh(verts, model.faces, K, size, depth_only=True).depth > 0
+    ys, xs = np.nonzero(mask)
+    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    person = BodyLandmarks(points, visibility, world, mask.astype(np.float32), box)
+    return person, verts
+
+
+def test_fit_recovers_a_synthetic_pose(body) -> None:
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[0] = (0.0, 0.5, 0.0)  # turned 30° to the side
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    pose[body.bone("lowerarm01.R")] = (0.0, -0.9, 0.6)
+    pose[body.bone("upperleg01.R")] = (-0.4, 0.0, 0.0)
+    pose[body.bone("lowerleg01.R")] = (0.6, 0.0, 0.0)
+    shape = np.zeros(body.num_shape, np.float32)
+    shape[:3] = (0.8, -0.5, 0.3)
+    person, verts = _synthetic_person(body, pose, shape, K, size)
+    fit = fit_body(body, person, K, options=BodyFitOptions())
+    torso = fit.keypoint_scale_px
+    assert fit.keypoint_error_px < 0.03 * torso
+    from recon3d.render.renderer import render_mesh
+
+    with torch.no_grad():
+        w, names = body.part_weights()
+        out = body(
+            torch.as_tensor(fit.shape)[None],
+            torch.as_tensor(fit.pose)[None],
+            torch.as_tensor(fit.translation)[None],
+            normal_offsets=(w @ torch.as_tensor(fit.clothing))[None],
+        )
+    fitted = render_mesh(out.vertices[0].numpy(), body.faces, K, size, depth_only=True).depth > 0
+    mask = person.mask > 0.5
+    assert (fitted & mask).sum() / (fitted | mask).sum() > 0.85
