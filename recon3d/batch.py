@@ -9,23 +9,19 @@ Every input is reconstructed with :func:`recon3d.reconstruct` (so it shares the 
 pipeline and its weights); a failure of one input is recorded and the others go on. Results are
 reported in input order whatever the number of workers.
 
-Threads, not processes: the model and the MediaPipe graphs are loaded once. MediaPipe calls
-are serialised by the detector's own lock. The shared EGL context of
-:mod:`recon3d.render.renderer` is a different matter: pyrender makes it current in the thread
-that renders and never releases it (its ``EGLPlatform.make_uncurrent`` is a no-op), so a
-second thread that renders gets ``EGL_BAD_ACCESS``. Until the renderer releases its context
-after each render, ``workers > 1`` runs each :func:`~recon3d.reconstruct` call under one guard
-lock and hands the context back before releasing the guard (:func:`_release_gl_context`); the
-exports of different photos (mesh and PNG encoding, file writes) still overlap. Results are
-bit-identical to serial runs (tested).
+Threads, not processes: the models and the MediaPipe graphs are loaded once and shared. With
+``workers > 1`` the calls run concurrently; what must not overlap is serialised where it lives,
+not here: MediaPipe calls by each detector's own lock, renders by the lock of
+:mod:`recon3d.render.renderer` (which releases its EGL context after every render, so any thread
+can render next). Everything else overlaps: decoding, the fits, the texture work and the
+exports (mesh and PNG encoding, file writes). Results are bit-identical to serial runs
+(tested); how much faster it is depends on free cores (see ``docs/hardening.md``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +37,6 @@ from recon3d.reconstruction import Reconstruction
 __all__ = ["BatchFailure", "BatchResult", "BatchSuccess", "output_names", "reconstruct_many"]
 
 logger = logging.getLogger(__name__)
-
-# Held around each reconstruct() call when workers > 1 (see the module docstring).
-_GL_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -206,35 +199,21 @@ def reconstruct_many(
                 "(recon3d does not create output folders; create it first)"
             )
     keep = (folder is None) if keep is None else keep
-    guard = _GL_GUARD if workers > 1 else None
-    if guard is not None:
-        with guard:
-            _release_gl_context()  # the caller's thread may hold it from an earlier call
     items = list(images)
     names = output_names(items)
-
-    def _reconstruct(image: Any) -> Reconstruction:
-        return reconstruct(
-            image,
-            target=target,  # type: ignore[arg-type]
-            device=device,
-            face_index=face_index,
-            max_pixels=max_pixels,
-        )
 
     def run(index: int) -> BatchSuccess | BatchFailure:
         image = items[index]
         source = _describe(image, index)
         start = time.perf_counter()
         try:
-            if guard is None:
-                rec = _reconstruct(image)
-            else:
-                with guard:
-                    try:
-                        rec = _reconstruct(image)
-                    finally:
-                        _release_gl_context()
+            rec = reconstruct(
+                image,
+                target=target,  # type: ignore[arg-type]
+                device=device,
+                face_index=face_index,
+                max_pixels=max_pixels,
+            )
             outputs = []
             if folder is not None:
                 outputs = export_mesh(rec.to_trimesh(), folder / f"{names[index]}{ext}")
@@ -272,29 +251,3 @@ def _describe(image: Any, index: int) -> str:
     if isinstance(image, (str, os.PathLike)):
         return os.fsdecode(os.fspath(image))
     return f"<{type(image).__name__} #{index}>"
-
-
-def _release_gl_context() -> None:
-    """Release the shared EGL context from the calling thread, if it holds it.
-
-    ``eglMakeCurrent(display, NO_SURFACE, NO_SURFACE, NO_CONTEXT)`` only affects the calling
-    thread, so this is harmless where the context is not current. Call with ``_GL_GUARD`` held.
-    Does nothing when pyrender was never imported or the backend is not EGL.
-    """
-    if "pyrender" not in sys.modules:
-        return
-    from recon3d.render import renderer as _renderer
-
-    with _renderer._LOCK:
-        if not _renderer._RENDERER:
-            return
-        platform = getattr(_renderer._RENDERER[0], "_platform", None)
-        display = getattr(platform, "_egl_display", None)
-        if display is None:
-            return
-        try:
-            from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglMakeCurrent
-
-            eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
-        except Exception:  # noqa: BLE001 - best effort; a later render reports real trouble
-            logger.debug("could not release the EGL context", exc_info=True)

@@ -1,6 +1,7 @@
 """The full-body reconstruction pipeline.
 
-image ─► io.image ─► keypoints (MediaPipe pose + mask) ─► fitting (rigged Anny body) ─► texture
+image ─► io.image ─► keypoints (MediaPipe pose + mask, face mesh) ─► fitting (rigged Anny body)
+      ─► texture
       ─► Reconstruction (with the skeleton, so exports carry the rig)
 """
 
@@ -18,6 +19,7 @@ from recon3d._progress import stages
 from recon3d.camera import Camera
 from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
 from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
+from recon3d.keypoints.base import FaceLandmarkDetector, FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.reconstruction import Reconstruction
@@ -53,6 +55,7 @@ class BodyReconstructionPipeline:
         detector: a pose detector with ``detect(image, person_index) -> BodyLandmarks``
             (MediaPipe's by default).
         fit_options: weights and iteration counts of the fit.
+        face_detector: face-mesh detector for head detail (MediaPipe's by default).
     """
 
     def __init__(
@@ -60,9 +63,11 @@ class BodyReconstructionPipeline:
         model: BodyModel,
         detector: Any | None = None,
         fit_options: BodyFitOptions | None = None,
+        face_detector: FaceLandmarkDetector | None = None,
     ) -> None:
         self.model = model
         self._detector = detector
+        self._face_detector = face_detector
         self._detector_lock = threading.Lock()
         self.fit_options = fit_options or BodyFitOptions()
 
@@ -91,6 +96,28 @@ class BodyReconstructionPipeline:
 
                 self._detector = MediaPipePoseDetector()
             return self._detector
+
+    @property
+    def face_detector(self) -> FaceLandmarkDetector:
+        with self._detector_lock:
+            if self._face_detector is None:
+                from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
+
+                self._face_detector = MediaPipeFaceDetector()
+            return self._face_detector
+
+    def person_face(self, image: np.ndarray, person: BodyLandmarks) -> FaceLandmarks | None:
+        """The face mesh of ``person`` when the face is visible: the detected face whose box
+        holds the person's nose (MediaPipe pose), else None."""
+        nose = POSE_LANDMARKS.index("nose")
+        if not person.visible()[nose]:
+            return None
+        x, y = person.points[nose]
+        for face in self.face_detector.detect(image):
+            x0, y0, x1, y1 = face.box
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                return face
+        return None
 
     def detect(self, image: np.ndarray, person_index: int = 0) -> BodyLandmarks:
         """The front end alone: MediaPipe pose of person ``person_index``."""
@@ -131,8 +158,9 @@ class BodyReconstructionPipeline:
                     person = self.detect(pixels, person_index)
                 elif person.mask.shape != (h, w):
                     raise ValueError("the given person landmarks belong to another image size")
+                face = self.person_face(pixels, person)
             with stage("fit", timings), _single_threaded():
-                fit = fit_body(self.model, person, camera.K, options=self.fit_options)
+                fit = fit_body(self.model, person, camera.K, options=self.fit_options, face=face)
                 vertices, joints = self._posed(fit)
             with stage("texture", timings):
                 tex = project_texture(
@@ -143,7 +171,9 @@ class BodyReconstructionPipeline:
                     self.model.texture_layout,
                     person_mask=person.mask,
                 )
-        return self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
+        rec = self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
+        rec.params["face_landmarks"] = None if face is None else face.points
+        return rec
 
     def _posed(self, fit: BodyFit) -> tuple[np.ndarray, np.ndarray]:
         """Camera-frame vertices (V, 3) and joints (J, 3) of a fit, float64."""

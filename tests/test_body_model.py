@@ -42,7 +42,7 @@ def test_sizes_and_names(body) -> None:
     assert (body.parents[1:] < np.arange(1, body.num_joints)).all()
     assert body.keypoint_regressor.shape == (len(body.keypoint_labels), body.num_vertices)
     np.testing.assert_allclose(body.keypoint_regressor.sum(1).numpy(), 1.0, atol=1e-3)
-    assert set(body.landmarks) == {"coco17", "coco_wholebody23"}
+    assert set(body.landmarks) == {"coco17", "coco_wholebody23", "mediapipe478"}
     # The average body stands about 1.6-1.8 m tall, feet down (+y), face towards -z.
     height = body.height(np.zeros(body.num_shape))
     assert 1.5 < height < 1.9

@@ -13,6 +13,7 @@ given. Energy, with image distances normalised by the person's torso length ``s`
                                                            reached by a contour vertex c
       + Σ λ_j |θ_j|² + λ_β |β|² + λ_knee Σ relu(-flexion)²  pose, shape and joint-limit priors
       + λ_torso Σ relu(r - dist(hand, torso axis))²         hands stay out of the torso
+      + λ_face mean |π(F_k) - f_k|² / s_face²                MediaPipe face mesh, when visible
 
 ``sdf`` is the signed distance to the mask boundary (distance transforms of the mask and of its
 complement), sampled with ``grid_sample`` at projected vertices, so the silhouette terms need no
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from recon3d.fitting.head_fit import FACE_OVAL, IRIS
+from recon3d.keypoints.base import FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 
@@ -128,6 +131,7 @@ class BodyFitOptions:
     silhouette_iterations: int = 40
     learning_rate: float = 0.04
     keypoint_weight: float = 10.0
+    face_weight: float = 2.0
     direction_weight: float = 0.02
     outside_weight: float = 4.0
     cover_weight: float = 6.0
@@ -171,6 +175,7 @@ def fit_body(
     *,
     options: BodyFitOptions | None = None,
     init: BodyFit | None = None,
+    face: FaceLandmarks | None = None,
 ) -> BodyFit:
     """Fit shape, pose and translation to one person (see the module docstring).
 
@@ -181,6 +186,8 @@ def fit_body(
         options: weights and iterations.
         init: a starting point (e.g. from a network); default: the rest body aligned to the
             torso.
+        face: MediaPipe face mesh of the person, when the face is visible: its points (but the
+            oval and the irises) pull the head, with errors normalised by the face size.
     """
     opts = options or BodyFitOptions()
     device = model.mean_vertices.device
@@ -249,6 +256,12 @@ def fit_body(
             {"params": [translation], "lr": opts.learning_rate * 0.25},
         ]
     )
+    if face is not None:
+        keep = np.setdiff1d(np.arange(len(face.points)), np.r_[FACE_OVAL, IRIS])
+        face_tri = torch.as_tensor(model.faces[model.face_points.faces[keep]], device=device)
+        face_bary = torch.as_tensor(model.face_points.bary[keep], dtype=dtype, device=device)
+        face_target = torch.as_tensor(face.points[keep, :2], dtype=dtype, device=device)
+        face_scale = float(max(face.size, 1.0))
     faces = torch.as_tensor(model.faces, device=device)
     contour = torch.zeros(0, dtype=torch.long, device=device)
     hand_idx = torch.as_tensor([model.keypoint(n) for n in ("left_wrist", "right_wrist")])
@@ -273,6 +286,10 @@ def fit_body(
 
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
         losses["pose_prior"] = opts.pose_prior * rotation_prior
+        if stage != "torso" and face is not None:
+            face_3d = (out.vertices[0][face_tri] * face_bary[..., None]).sum(1)
+            face_err = ((_project(face_3d, K_t) - face_target) ** 2).sum(-1) / face_scale**2
+            losses["face"] = opts.face_weight * face_err.mean()
         if stage != "torso":
             flexion = free_pose[0, knees, 0]
             losses["knee"] = opts.knee_weight * torch.relu(-flexion).pow(2).sum()

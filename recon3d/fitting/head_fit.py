@@ -24,7 +24,7 @@ from recon3d.models.head import HeadModel
 
 # MediaPipe face-oval points follow the visible silhouette, not fixed skin points, so they are
 # trusted less; iris centres depend on gaze, which the blendshapes model only roughly.
-_FACE_OVAL = np.array(
+FACE_OVAL = np.array(
     [
         10,
         338,
@@ -64,7 +64,7 @@ _FACE_OVAL = np.array(
         109,
     ]
 )
-_IRIS = np.arange(468, 478)
+IRIS = np.arange(468, 478)
 
 
 @dataclass
@@ -154,8 +154,8 @@ def fit_head(
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
 
     weights = np.ones(len(target))
-    weights[_FACE_OVAL] = opts.oval_weight
-    weights[_IRIS] = opts.iris_weight
+    weights[FACE_OVAL] = opts.oval_weight
+    weights[IRIS] = opts.iris_weight
     weights /= weights.sum()
     sqrt_w = np.sqrt(weights)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recon3d.models.landmarks import VertexRegressor
+from recon3d.models.landmarks import SurfacePoints, VertexRegressor
 from recon3d.texture.projection import TextureLayout
 from recon3d.weights import cached_arrays
 
@@ -49,6 +49,8 @@ _REQUIRED = (
     "corner_mirror",
     "face_part",
     "keypoint_regressor",
+    "mediapipe478_face",
+    "mediapipe478_bary",
 )
 #: Body parts by bone name prefix; a vertex belongs to the part holding most of its skin weight.
 PART_BONES = {
@@ -139,6 +141,9 @@ class BodyModel(torch.nn.Module):
         self.part_names: list[str] = json.loads(metadata["part_names"])
         self.keypoint_labels: list[str] = json.loads(metadata["keypoint_labels"])
         self.texture_size = int(metadata.get("texture_size", "2048"))
+        self.face_points = SurfacePoints(
+            arrays["mediapipe478_face"].astype(np.int64), arrays["mediapipe478_bary"]
+        )
         self.source = metadata.get("source", "")
         self._levels = _kinematic_levels(self.parents)
         self._collapsed: dict[tuple[int, ...], tuple] = {}
@@ -273,14 +278,16 @@ class BodyModel(torch.nn.Module):
 
     # -- landmarks and texture ------------------------------------------------------------
     @functools.cached_property
-    def landmarks(self) -> dict[str, VertexRegressor]:
-        """Landmark schemes of body reconstructions: ``"coco17"`` and ``"coco_wholebody23"``
-        (COCO's 17 plus big toe, small toe and heel per foot)."""
+    def landmarks(self) -> dict[str, VertexRegressor | SurfacePoints]:
+        """Landmark schemes of body reconstructions: ``"coco17"``, ``"coco_wholebody23"``
+        (COCO's 17 plus big toe, small toe and heel per foot) and ``"mediapipe478"`` (the face
+        mesh on the head)."""
         weights = self.keypoint_regressor.cpu().numpy().astype(np.float64)
         coco = [self.keypoint(name) for name in COCO17]
         return {
             "coco17": VertexRegressor(weights[coco]),
             "coco_wholebody23": VertexRegressor(weights[:23]),
+            "mediapipe478": self.face_points,
         }
 
     @functools.cached_property
