@@ -12,7 +12,7 @@ given. Energy, with image distances normalised by the person's torso length ``s`
       + λ_cover mean_b min_c |b - π(c)|² / s²               every mask-boundary point b is
                                                            reached by a contour vertex c
       + Σ λ_j |θ_j|² + λ_β |β|² + λ_knee Σ relu(-flexion)²  pose, shape and joint-limit priors
-      + λ_torso Σ relu(r - dist(hand, torso axis))²         hands stay out of the torso
+      + λ_torso Σ relu(r - dist(arm, torso axis))²          forearms stay out of the torso
       + λ_face mean |π(F_k) - f_k|² / s_face²                MediaPipe face mesh, when visible
 
 ``sdf`` is the signed distance to the mask boundary (distance transforms of the mask and of its
@@ -264,7 +264,8 @@ def fit_body(
         face_scale = float(max(face.size, 1.0))
     faces = torch.as_tensor(model.faces, device=device)
     contour = torch.zeros(0, dtype=torch.long, device=device)
-    hand_idx = torch.as_tensor([model.keypoint(n) for n in ("left_wrist", "right_wrist")])
+    # Points of the arms that must stay out of the torso: elbows, wrists, mid-forearms.
+    arm = [model.keypoint(n) for n in ("left_elbow", "left_wrist", "right_elbow", "right_wrist")]
     losses: dict[str, torch.Tensor] = {}
     stages = (
         ["torso"] * opts.torso_iterations
@@ -299,7 +300,7 @@ def fit_body(
             losses["shape_prior"] = opts.shape_prior * (shape**2).sum()
             joints = {name: out.joints[0, free_names.index(name)] for name in _TORSO_BONES}
             losses["torso"] = opts.torso_weight * _hands_outside_torso(
-                joints, all_keypoints[hand_idx]
+                joints, _arm_points(all_keypoints[arm])
             )
         if stage == "silhouette":
             if it % opts.contour_every == 0 or contour.numel() == 0:
@@ -453,9 +454,16 @@ def _contour_vertices(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tens
     return torch.nonzero(cos < 0.2).reshape(-1)
 
 
+def _arm_points(elbows_wrists: torch.Tensor) -> torch.Tensor:
+    """(6, 3): left elbow, wrist, mid-forearm, then the same on the right."""
+    le, lw, re, rw = elbows_wrists
+    return torch.stack([le, lw, 0.5 * (le + lw), re, rw, 0.5 * (re + rw)])
+
+
 def _hands_outside_torso(joints: dict[str, torch.Tensor], hands: torch.Tensor) -> torch.Tensor:
-    """Penalty for wrists inside the torso, modelled as a capsule around the spine whose radius
-    is a fraction of the shoulder width (arms crossed must stay in front of the chest)."""
+    """Penalty for arm points (elbows, wrists, forearms) inside the torso, modelled as a capsule
+    around the spine whose radius is a fraction of the shoulder width (arms crossed must stay in
+    front of the chest)."""
     top = joints["neck01"]
     bottom = joints["spine04"]
     width = (joints["upperarm01.L"] - joints["upperarm01.R"]).norm()
