@@ -25,7 +25,7 @@ LDCONFIG := $(firstword $(wildcard /sbin/ldconfig /usr/sbin/ldconfig) ldconfig)
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1 libopengl0 libgl1-mesa-dri libosmesa6
 
 .DEFAULT_GOAL := help
-.PHONY: help venv gl demo test test-slow lint bench bench-load fuzz clean distclean
+.PHONY: help venv gl demo test test-slow lint bench bench-body bench-load fuzz clean distclean
 
 help:
 	@echo "make demo       reconstruct $(DEMO_IMG) -> $(DEMO_DIR)/head.obj (+ .mtl, .png, preview.png)"
@@ -33,6 +33,7 @@ help:
 	@echo "make test-slow  slow tests only (pytest -m slow)"
 	@echo "make lint       ruff check"
 	@echo "make bench      benchmarks/bench_head.py"
+	@echo "make bench-body benchmarks/bench_body.py (full body: 3 full-body + 2 upper-body photos)"
 	@echo "make bench-load benchmarks/bench_load.py (200 reconstructions, RSS slope)"
 	@echo "make fuzz       atheris over the image, weights and export parsers (FUZZ_SECONDS each)"
 	@echo "make venv       create $(VENV) and install the project (torch first)"
@@ -106,6 +107,9 @@ lint: venv
 
 bench: venv gl
 	$(VPY) benchmarks/bench_head.py
+
+bench-body: venv gl
+	$(VPY) benchmarks/bench_body.py
 
 bench-load: venv gl
 	$(VPY) benchmarks/bench_load.py
