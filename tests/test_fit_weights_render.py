@@ -140,9 +140,14 @@ def test_missing_weights_are_reported(weights_copy):
         verified_path("head_model.safetensors")
 
 
-def test_renderer_matches_opencv_projection():
-    """The rasterised triangle covers exactly the pixel centres inside its OpenCV projection."""
+@pytest.mark.parametrize("principal_offset", [(0.0, 0.0), (30.0, -25.0), (-12.0, 40.0)])
+def test_renderer_matches_opencv_projection(principal_offset):
+    """The rasterised triangle covers exactly the pixel centres inside its OpenCV projection,
+    also with a principal point away from the image centre."""
     camera = Camera.from_image_size(320, 240)
+    K = camera.K.copy()
+    K[:2, 2] += principal_offset
+    camera = Camera(K=K, width=320, height=240)
     tri = np.array([[-0.05, -0.04, 1.0], [0.06, -0.02, 1.0], [0.0, 0.05, 1.0]])
     # Counter-clockwise as seen by the camera in OpenGL's y-up frame: a front face.
     white = np.full((3, 3), 255, np.uint8)

@@ -68,12 +68,12 @@ def _release_context(renderer) -> None:
 def _gl_camera(K: np.ndarray, width: int, height: int, znear: float, zfar: float):
     """pyrender camera equivalent to OpenCV intrinsics ``K`` for an image of this size."""
     pyrender = import_pyrender()
-    # pyrender measures cy from the bottom edge and puts pixel centres at +0.5.
+    # pyrender measures cx and cy from the top-left corner (as OpenCV) with pixel centres at +0.5.
     return pyrender.IntrinsicsCamera(
         fx=float(K[0, 0]),
         fy=float(K[1, 1]),
         cx=float(K[0, 2]) + 0.5,
-        cy=float(height - K[1, 2] - 0.5),
+        cy=float(K[1, 2]) + 0.5,
         znear=znear,
         zfar=zfar,
     )
