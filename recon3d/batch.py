@@ -14,17 +14,27 @@ Threads, not processes: the models and the MediaPipe graphs are loaded once and 
 not here: MediaPipe calls by each detector's own lock, renders by the lock of
 :mod:`recon3d.render.renderer` (which releases its EGL context after every render, so any thread
 can render next). Everything else overlaps: decoding, the fits, the texture work and the
-exports (mesh and PNG encoding, file writes). Results are bit-identical to serial runs
-(tested); how much faster it is depends on free cores (see ``docs/hardening.md``).
+exports (mesh and PNG encoding, file writes).
+
+One process-wide setting changes while ``workers > 1`` runs: OpenBLAS (NumPy's and SciPy's)
+computes on one thread (:func:`_blas_single_threaded`; the previous counts come back when the
+last batch ends, and other threads of the program see the change meanwhile). Called from several
+threads at once, OpenBLAS's own worker threads contend: on 2 cores the head fit (small
+``np.linalg.qr`` and matrix products) became dozens of times slower and 4 workers were several
+times slower than 1. Results do not depend on it: they are bit-identical to serial runs with
+OpenBLAS's default threads (tested). Speed-ups and the measurements: ``docs/hardening.md``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,7 +248,10 @@ def reconstruct_many(
     if workers == 1:
         outcomes = [run(i) for i in range(len(items))]
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon3d") as pool:
+        with (
+            _blas_single_threaded(),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon3d") as pool,
+        ):
             outcomes = list(pool.map(run, range(len(items))))
     return BatchResult(
         successes=tuple(o for o in outcomes if isinstance(o, BatchSuccess)),
@@ -251,3 +264,66 @@ def _describe(image: Any, index: int) -> str:
     if isinstance(image, (str, os.PathLike)):
         return os.fsdecode(os.fspath(image))
     return f"<{type(image).__name__} #{index}>"
+
+
+# (get, set) entry points of the OpenBLAS builds in NumPy wheels (64-bit ints), SciPy wheels and
+# system packages; each takes/returns a C int.
+_OPENBLAS_SYMBOLS = (
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE: dict[str, Any] = {"users": 0, "saved": []}
+
+
+def _loaded_openblas() -> list[tuple[Any, Any]]:
+    """(get, set) functions of every OpenBLAS already loaded in this process (Linux only: read
+    from ``/proc/self/maps``; elsewhere nothing is found and nothing changes)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as fh:
+            paths = dict.fromkeys(
+                line.split(maxsplit=5)[5].strip()
+                for line in fh
+                if line.count(" ") >= 5 and "openblas" in line.lower()
+            )
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        try:  # RTLD_NOLOAD: only libraries that are already there, never load one
+            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LOCAL)
+        except OSError:
+            continue
+        for get, set_ in _OPENBLAS_SYMBOLS:
+            if hasattr(lib, get) and hasattr(lib, set_):
+                found.append((getattr(lib, get), getattr(lib, set_)))
+                break
+    return found
+
+
+@contextmanager
+def _blas_single_threaded() -> Iterator[None]:
+    """OpenBLAS on one thread while the block runs; the previous thread counts come back when
+    the last concurrent user leaves. Best effort: any failure leaves the settings alone."""
+    with _BLAS_LOCK:
+        if _BLAS_STATE["users"] == 0:
+            saved = []
+            try:
+                for get, set_ in _loaded_openblas():
+                    previous = int(get())
+                    set_(1)
+                    saved.append((set_, previous))
+            except Exception:  # noqa: BLE001 - a speed setting; never fail the batch for it
+                logger.debug("could not limit OpenBLAS threads", exc_info=True)
+            _BLAS_STATE["saved"] = saved
+        _BLAS_STATE["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["users"] -= 1
+            if _BLAS_STATE["users"] == 0:
+                for set_, previous in _BLAS_STATE["saved"]:
+                    set_(previous)
+                _BLAS_STATE["saved"] = []

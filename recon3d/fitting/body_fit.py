@@ -116,7 +116,7 @@ CLOTHING_MAX = {
     "upperarm": 0.06,
     "forearm": 0.05,
     "hand": 0.005,
-    "thigh": 0.07,
+    "thigh": 0.04,
     "shin": 0.06,
     "foot": 0.02,
 }

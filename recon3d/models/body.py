@@ -302,13 +302,33 @@ class BodyModel(torch.nn.Module):
             texel_face, texel_bary, self.uv, self.face_uv, self.face_mirror, self.corner_mirror
         )
         coarse = TextureLayout(
-            texel_face, texel_bary[..., :2], mirror, vertex_part=self.vertex_part
+            texel_face,
+            texel_bary[..., :2],
+            mirror,
+            seed_threshold=self._seed_thresholds(texel_face, texel_bary),
+            vertex_part=self.vertex_part,
         )
         # The full level only receives the photo's colours: no mirror map needed.
         texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
         return TextureLayout(
             texel_face, texel_bary[..., :2], None, vertex_part=self.vertex_part, coarse=coarse
         )
+
+    def _seed_thresholds(self, texel_face: np.ndarray, texel_bary: np.ndarray) -> np.ndarray:
+        """Per-texel fill-seed thresholds: lenient on the head above the eyes, where a photo
+        sees hair only at grazing angles, yet that colour is what the back of the head needs."""
+        mean = self.mean_vertices.cpu().numpy()
+        eyes = self.keypoint_regressor.cpu().numpy()[
+            [self.keypoint("left_eye"), self.keypoint("right_eye")]
+        ]
+        eye_y = float((eyes @ mean)[:, 1].mean())
+        flat = texel_face.ravel()
+        used = flat >= 0
+        tri = self.faces[np.maximum(flat, 0)]
+        y = np.einsum("nk,nk->n", texel_bary.reshape(-1, 3), mean[tri][..., 1])
+        scalp = used & (self.face_part[np.maximum(flat, 0)] == self.part_names.index("head"))
+        scalp &= y < eye_y - 0.02
+        return np.where(scalp, 0.08, 0.3).reshape(texel_face.shape).astype(np.float32)
 
     def part_weights(self) -> tuple[torch.Tensor, list[str]]:
         """Smooth (V, P) membership of each vertex in the body parts of :data:`PART_BONES`
