@@ -1,6 +1,6 @@
 """The full-body reconstruction pipeline.
 
-image ─► io.image ─► keypoints (MediaPipe pose + mask, face mesh) ─► fitting (rigged Anny body)
+image ─► io.image ─► keypoints (MediaPipe pose + mask, face mesh, hands) ─► fitting (rigged Anny)
       ─► texture
       ─► Reconstruction (with the skeleton, so exports carry the rig)
 """
@@ -56,6 +56,8 @@ class BodyReconstructionPipeline:
             (MediaPipe's by default).
         fit_options: weights and iteration counts of the fit.
         face_detector: face-mesh detector for head detail (MediaPipe's by default).
+        hand_detector: hand-landmark detector with ``detect(image, person) -> {side: (21, 2)}``
+            (MediaPipe's by default).
     """
 
     def __init__(
@@ -64,10 +66,12 @@ class BodyReconstructionPipeline:
         detector: Any | None = None,
         fit_options: BodyFitOptions | None = None,
         face_detector: FaceLandmarkDetector | None = None,
+        hand_detector: Any | None = None,
     ) -> None:
         self.model = model
         self._detector = detector
         self._face_detector = face_detector
+        self._hand_detector = hand_detector
         self._detector_lock = threading.Lock()
         self.fit_options = fit_options or BodyFitOptions()
 
@@ -105,6 +109,15 @@ class BodyReconstructionPipeline:
 
                 self._face_detector = MediaPipeFaceDetector()
             return self._face_detector
+
+    @property
+    def hand_detector(self) -> Any:
+        with self._detector_lock:
+            if self._hand_detector is None:
+                from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
+
+                self._hand_detector = MediaPipeHandDetector()
+            return self._hand_detector
 
     def person_face(self, image: np.ndarray, person: BodyLandmarks) -> FaceLandmarks | None:
         """The face mesh of ``person`` when the face is visible: the detected face whose box
@@ -159,6 +172,7 @@ class BodyReconstructionPipeline:
                 elif person.mask.shape != (h, w):
                     raise ValueError("the given person landmarks belong to another image size")
                 face = self.person_face(pixels, person)
+                hands = self.hand_detector.detect(pixels, person)
             with stage("fit", timings), _single_threaded():
                 fit = fit_body(self.model, person, camera.K, options=self.fit_options, face=face)
                 vertices, joints = self._posed(fit)
@@ -173,6 +187,7 @@ class BodyReconstructionPipeline:
                 )
         rec = self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
         rec.params["face_landmarks"] = None if face is None else face.points
+        rec.params["hand_landmarks"] = hands
         return rec
 
     def _posed(self, fit: BodyFit) -> tuple[np.ndarray, np.ndarray]:

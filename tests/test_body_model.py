@@ -209,3 +209,40 @@ def test_fit_recovers_a_synthetic_pose(body) -> None:
     fitted = render_mesh(out.vertices[0].numpy(), body.faces, K, size, depth_only=True).depth > 0
     mask = person.mask > 0.5
     assert (fitted & mask).sum() / (fitted | mask).sum() > 0.85
+
+
+def test_hand_detector_finds_a_rendered_hand(body) -> None:
+    """MediaPipe's hand model, run on crops around the pose's wrists, finds the hands of a
+    rendered body (one arm held out sideways, one hanging), and each hand's wrist and index
+    knuckle land near the model's own points of that side."""
+    import cv2
+
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL, _align
+    from recon3d.keypoints.mediapipe_hands import HAND_LANDMARKS, MediaPipeHandDetector
+    from recon3d.render.renderer import render_mesh
+
+    size = (640, 640)
+    K = np.array([[900.0, 0, 319.5], [0, 900.0, 319.5], [0, 0, 1]])
+    rest = body.keypoints(body.mean_vertices[None])[0].numpy()
+    arm = rest[body.keypoint("left_wrist")] - rest[body.keypoint("left_shoulder")]
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = cv2.Rodrigues(_align(arm, np.array([1.0, 0, 0])))[0].ravel()
+    person, verts = _synthetic_person(body, pose, np.zeros(body.num_shape, np.float32), K, size)
+    verts = verts - (0, 0, 2.0)  # 2 m from the camera: hands a few dozen pixels wide
+    kp = body.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
+    projected = {}
+    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
+        p = K @ kp[body.keypoint(model_name)]
+        projected[model_name] = p[:2] / p[2]
+        person.points[POSE_LANDMARKS.index(mp_name)] = p[:2] / p[2]
+    skin = np.tile([[205, 165, 145]], (len(verts), 1)).astype(np.uint8)
+    image = render_mesh(
+        verts, body.faces, K, size, vertex_colors=skin, lit=True, background=(60, 90, 120)
+    ).color
+    hands = MediaPipeHandDetector().detect(image, person)
+    assert set(hands) == {"left", "right"}
+    for side, points in hands.items():
+        assert points.shape == (len(HAND_LANDMARKS), 2)
+        scale = np.ptp(points, axis=0).max()
+        assert np.linalg.norm(points[0] - projected[f"{side}_wrist"]) < 0.35 * scale
+        assert np.linalg.norm(points[5] - projected[f"{side}_index"]) < 0.5 * scale

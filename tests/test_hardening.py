@@ -1,7 +1,8 @@
 """Hardening (issue 7): hostile images, hostile output paths, tampered weights, no network and no
 pickle at run time, threads, batch API and CLI, determinism of the written files, dependencies.
 
-Everything here runs the head pipeline; the body pipeline is not covered yet.
+Most of it runs the head pipeline; the body pipeline (``target="body"``) has its own hostile
+inputs, ``person_index`` range, no-network run, determinism and thread tests.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from recon3d.errors import (
     ImageTooLargeError,
     InvalidImageError,
     MissingWeightsError,
+    NoPersonFound,
     Recon3dError,
     WeightsError,
 )
@@ -525,6 +527,106 @@ def test_no_pickle_in_the_library_source() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Body pipeline: hostile inputs and person_index
+
+BODY_PHOTO = "obama3.jpg"
+
+
+def _body_hostile_inputs(folder: Path) -> dict[str, tuple[object, type[Recon3dError]]]:
+    """Label -> (input, the one error class it must raise), files written into ``folder``."""
+    photo = (DATA / BODY_PHOTO).read_bytes()
+    cases: dict[str, tuple[object, type[Recon3dError]]] = {
+        "blank array": (np.full((480, 360, 3), 128, np.uint8), NoPersonFound),
+        "black array": (np.zeros((480, 360, 3), np.uint8), NoPersonFound),
+        "noise array": (np.asarray(_noise(256, seed=3)), NoPersonFound),
+        "1x1 array": (np.zeros((1, 1, 3), np.uint8), InvalidImageError),
+        "8x8 array": (np.full((8, 8, 3), 200, np.uint8), InvalidImageError),
+        "31x400 array": (np.full((400, 31, 3), 200, np.uint8), InvalidImageError),
+        "bomb bytes": (png_header_only(60_000, 60_000), ImageTooLargeError),
+    }
+    files = {
+        "blank.png": (_encode(Image.new("RGB", (360, 480), (128, 128, 128)), "PNG"), NoPersonFound),
+        "tiny.png": (_encode(Image.new("RGB", (4, 4)), "PNG"), InvalidImageError),
+        "bomb.png": (png_header_only(60_000, 60_000), ImageTooLargeError),
+        "bomb.jpg": (_bomb("JPEG"), ImageTooLargeError),
+        "empty.jpg": (b"", InvalidImageError),
+    }
+    for keep in (0.1, 0.5, 0.9):
+        files[f"cut{int(keep * 100)}.jpg"] = (photo[: int(len(photo) * keep)], InvalidImageError)
+    for name, (data, error) in files.items():
+        (folder / name).write_bytes(data)
+        cases[name] = (folder / name, error)
+    return cases
+
+
+def test_body_target_on_hostile_inputs_raises_typed_errors_and_writes_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    cases = _body_hostile_inputs(inputs)
+    before = sorted(p.name for p in inputs.iterdir())
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    for label, (image, error) in cases.items():
+        with pytest.raises(Recon3dError) as info:
+            reconstruct(image, target="body")
+        assert type(info.value) is error, (label, info.value)
+    assert sorted(p.name for p in inputs.iterdir()) == before
+    assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("photo", "index"),
+    [(BODY_PHOTO, -1), (BODY_PHOTO, 1), (BODY_PHOTO, 5), ("group_sample1.jpg", -1)]
+    + [("group_sample1.jpg", 3), ("group_sample1.jpg", 1_000_000)],
+)
+def test_body_person_index_out_of_range_is_no_person_found(photo: str, index: int) -> None:
+    with pytest.raises(NoPersonFound, match=rf"person_index={index}\b"):
+        reconstruct(DATA / photo, target="body", person_index=index)
+
+
+@pytest.fixture(scope="module")
+def body_rec():
+    return reconstruct(DATA / BODY_PHOTO, target="body")
+
+
+@pytest.mark.slow  # two body reconstructions, ~10-17 s on the 2-core machine
+def test_body_reconstruction_is_bit_identical(body_rec, tmp_path: Path) -> None:
+    again = reconstruct(DATA / BODY_PHOTO, target="body")
+    assert body_rec.target == again.target == "body"
+    _assert_same(body_rec, again, BODY_PHOTO)
+    assert np.array_equal(body_rec.skeleton.joints, again.skeleton.joints)
+    first = body_rec.export(tmp_path / "a.glb")
+    second = again.export(tmp_path / "b.glb")
+    assert first[0].read_bytes() == second[0].read_bytes()
+
+
+@pytest.mark.slow  # four body reconstructions, ~25-40 s on the 2-core machine
+def test_body_reconstruction_from_two_threads_matches_serial(body_rec) -> None:
+    serial = {BODY_PHOTO: body_rec, "biden.jpg": reconstruct(DATA / "biden.jpg", target="body")}
+    photos = [BODY_PHOTO, "biden.jpg"]
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = reconstruct(DATA / photos[i], target="body")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r for r in results.values() if isinstance(r, BaseException)] == []
+    for i, name in enumerate(photos):
+        assert results[i].target == "body", name
+        _assert_same(results[i], serial[name], name)
+
+
+# --------------------------------------------------------------------------------------------
 # No network, no pickle: a fresh process with sockets and unpicklers disabled
 
 _OFFLINE_SCRIPT = r"""
@@ -561,6 +663,9 @@ rec = reconstruct(sys.argv[1], target="head")
 for ext in (".obj", ".glb", ".ply"):
     rec.export(out / f"head{ext}")
 assert rec.render(yaw=90, size=64).shape == (64, 64, 3)
+body = reconstruct(sys.argv[3], target="body")
+assert body.target == "body"
+body.export(out / "body.glb")
 print("OFFLINE OK", sorted(p.name for p in out.iterdir()))
 """
 
@@ -568,16 +673,25 @@ print("OFFLINE OK", sorted(p.name for p in out.iterdir()))
 def test_full_pipeline_without_network_or_pickle(tmp_path: Path) -> None:
     env = {**os.environ, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
     proc = subprocess.run(
-        [sys.executable, "-c", _OFFLINE_SCRIPT, str(DATA / "obama.jpg"), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            _OFFLINE_SCRIPT,
+            str(DATA / "obama.jpg"),
+            str(tmp_path),
+            str(DATA / BODY_PHOTO),
+        ],
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OFFLINE OK" in proc.stdout
     names = {p.name for p in tmp_path.iterdir()}
-    assert names == {"head.obj", "head.mtl", "head.png", "head.glb", "head.ply"}
+    assert names == {"head.obj", "head.mtl", "head.png", "head.glb", "head.ply", "body.glb"}
+    body = trimesh.load(tmp_path / "body.glb", force="mesh", process=False)
+    assert len(body.vertices) > 5000 and np.isfinite(body.vertices).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,6 +746,31 @@ def test_reconstruct_many_with_four_workers_matches_serial(head_reconstructions,
     assert failure.source == str(junk) and failure.error_type == "InvalidImageError"
     assert failure.expected and not result.ok
     assert "FAILED" in result.summary() and str(junk) in result.summary()
+
+
+def test_reconstruct_many_workers_overlap_with_single_threaded_blas(monkeypatch) -> None:
+    """workers=2 runs two calls at once (no batch-wide lock), with OpenBLAS on one thread
+    meanwhile and its previous thread counts back afterwards."""
+    import recon3d.pipeline
+
+    blas = recon3d.batch._loaded_openblas()
+    before = [get() for get, _ in blas]
+    barrier = threading.Barrier(2, timeout=20)  # breaks if the two calls cannot overlap
+    seen: list[list[int]] = []
+
+    def fake_reconstruct(image, **kwargs):
+        barrier.wait()
+        seen.append([get() for get, _ in blas])
+        return image
+
+    monkeypatch.setattr(recon3d.pipeline, "reconstruct", fake_reconstruct)
+    result = reconstruct_many(["a", "b", "c", "d"], workers=2)
+    assert result.ok, result.summary()
+    assert [s.reconstruction for s in result.successes] == ["a", "b", "c", "d"]
+    assert seen == [[1] * len(blas)] * 4
+    assert [get() for get, _ in blas] == before
+    if sys.platform == "linux":
+        assert blas, "NumPy's OpenBLAS was not found in /proc/self/maps"
 
 
 def test_reconstruct_many_arguments(tmp_path) -> None:

@@ -105,6 +105,8 @@ FREE_BONES = {
     "foot.L": 0.2,
     "foot.R": 0.2,
 }
+# Hand-model landmarks (MediaPipe hands order) that replace the pose's hand points.
+_HAND_POINTS = {"wrist": 0, "thumb": 2, "index": 5, "pinky": 17}
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _WARM_BONES = ("root", "spine04", "spine02")
 _TORSO_BONES = ("neck01", "spine04", "upperarm01.L", "upperarm01.R")
@@ -176,6 +178,7 @@ def fit_body(
     options: BodyFitOptions | None = None,
     init: BodyFit | None = None,
     face: FaceLandmarks | None = None,
+    hands: dict[str, np.ndarray] | None = None,
 ) -> BodyFit:
     """Fit shape, pose and translation to one person (see the module docstring).
 
@@ -188,6 +191,9 @@ def fit_body(
             torso.
         face: MediaPipe face mesh of the person, when the face is visible: its points (but the
             oval and the irises) pull the head, with errors normalised by the face size.
+        hands: MediaPipe hand landmarks by side (``{"left": (21, 2), ...}``, see
+            :mod:`recon3d.keypoints.mediapipe_hands`): their wrist and knuckles replace the pose
+            model's hand points.
     """
     opts = options or BodyFitOptions()
     device = model.mean_vertices.device
@@ -200,6 +206,12 @@ def fit_body(
     weight_np = np.where(person.visible(opts.visibility_threshold)[mp_index], 1.0, 0.0)
     weight_np *= person.visibility[mp_index]
     names = list(MEDIAPIPE_TO_MODEL)
+    for side, points in (hands or {}).items():
+        # The hand model's knuckles and wrist are sharper than the pose model's hand points.
+        for name, index in _HAND_POINTS.items():
+            row = names.index(f"{side}_{name}")
+            target_2d[row] = points[index]
+            weight_np[row] = 1.0
     torso_idx = [names.index(n) for n in _TORSO]
     scale_px = _torso_length(target_2d[torso_idx], person)
 
