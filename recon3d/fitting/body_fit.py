@@ -12,6 +12,7 @@ given. Energy, with image distances normalised by the person's torso length ``s`
       + λ_cover mean_b min_c |b - π(c)|² / s²               every mask-boundary point b is
                                                            reached by a contour vertex c
       + Σ λ_j |θ_j|² + λ_β |β|² + λ_knee Σ relu(-flexion)²  pose, shape and joint-limit priors
+      + λ_up (R_root e_y)_z²                               the pelvis stands upright
       + λ_torso Σ relu(r - dist(arm, torso axis))²          forearms stay out of the torso
       + λ_face mean |π(F_k) - f_k|² / s_face²                MediaPipe face mesh, when visible
 
@@ -33,7 +34,7 @@ import torch
 from recon3d.fitting.head_fit import FACE_OVAL, IRIS
 from recon3d.keypoints.base import FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
-from recon3d.models.body import BodyModel
+from recon3d.models.body import BodyModel, axis_angle_to_matrix
 
 # MediaPipe pose landmark -> body-model keypoint (COCO-WholeBody names and hand points).
 MEDIAPIPE_TO_MODEL = {
@@ -142,6 +143,7 @@ class BodyFitOptions:
     pose_prior: float = 0.01
     knee_weight: float = 1.0
     torso_weight: float = 5.0
+    upright_weight: float = 0.5
     visibility_threshold: float = 0.5
     contour_every: int = 10
 
@@ -232,6 +234,7 @@ def fit_body(
     free_names = sorted(FREE_BONES, key=model.bone)
     free = tuple(model.bone(name) for name in free_names)
     prior_w = torch.as_tensor([FREE_BONES[n] for n in free_names], dtype=dtype, device=device)
+    root = free_names.index("root")
     knees = [free_names.index(n) for n in ("lowerleg01.L", "lowerleg01.R")]
     warm_bones = torch.as_tensor([n in _WARM_BONES for n in free_names], device=device)
     # Unseen legs stay in the rest pose (standing) and out of the silhouette terms: behind a
@@ -298,6 +301,10 @@ def fit_body(
         )
 
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
+        # Standing people are upright in level photos: the pelvis's up axis should not tip
+        # towards or away from the camera (the spine bones bend for a stooping person).
+        up = axis_angle_to_matrix(free_pose[0, root])[:, 1]
+        losses["upright"] = opts.upright_weight * up[2] ** 2
         losses["pose_prior"] = opts.pose_prior * rotation_prior
         if stage != "torso" and face is not None:
             face_3d = (out.vertices[0][face_tri] * face_bary[..., None]).sum(1)
