@@ -12,6 +12,13 @@ Usage::
 
 Prints the slope, the RSS at the start and end of the measured window, and the time per call.
 Exit code 0 unless a reconstruction fails.
+
+``--batch`` measures something else: the wall time of :func:`recon3d.reconstruct_many` over
+``--photos`` head photos (cycling over the test photos) for each number of workers given, e.g.
+``--batch 1 2 4``, after one warm-up call; ``--repeat`` rounds, the worker counts interleaved
+within each round so that changes in the machine's load hit them alike::
+
+    PYOPENGL_PLATFORM=egl python benchmarks/bench_load.py --batch 1 2 4 --photos 8 --repeat 2
 """
 
 from __future__ import annotations
@@ -77,13 +84,60 @@ def measure(n: int, warmup: int, photos: list[Path] = PHOTOS) -> dict[str, Any]:
     }
 
 
+def measure_batch(workers: list[int], photos: int, repeat: int) -> dict[str, Any]:
+    """Wall time of ``reconstruct_many`` on ``photos`` head photos for each worker count.
+
+    Returns:
+        dict with ``photos``, ``repeat``, ``cpus`` (usable cores), ``load_avg`` (1-min load
+        before and after) and ``seconds``: {workers: [wall time of each round]}.
+    """
+    from recon3d import reconstruct, reconstruct_many
+
+    inputs = [PHOTOS[i % len(PHOTOS)] for i in range(photos)]
+    reconstruct(PHOTOS[0], target="head")  # load the model and the MediaPipe graph first
+    load_before = os.getloadavg()[0]
+    seconds: dict[int, list[float]] = {w: [] for w in workers}
+    for _ in range(repeat):
+        for w in workers:
+            start = time.perf_counter()
+            result = reconstruct_many(inputs, workers=w, target="head", keep=False)
+            seconds[w].append(time.perf_counter() - start)
+            if not result.ok:
+                raise RuntimeError(result.summary())
+    return {
+        "photos": photos,
+        "repeat": repeat,
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_avg": [load_before, os.getloadavg()[0]],
+        "seconds": seconds,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="reconstructions (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="calls left out of the fit")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--batch", type=int, nargs="+", metavar="WORKERS", help="time reconstruct_many instead"
+    )
+    parser.add_argument("--photos", type=int, default=8, help="photos per batch (default 8)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of --batch (default 2)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+    if args.batch:
+        batch = measure_batch(args.batch, args.photos, args.repeat)
+        print(
+            f"reconstruct_many on {batch['photos']} head photos, {batch['cpus']} cores, "
+            f"load average {batch['load_avg'][0]:.1f} before / {batch['load_avg'][1]:.1f} after"
+        )
+        for w, times in batch["seconds"].items():
+            runs = ", ".join(f"{t:.2f}" for t in times)
+            print(f"workers={w}: {runs} s (best {min(times):.2f} s)")
+        if args.json:
+            args.json.write_text(json.dumps(batch, indent=1) + "\n", encoding="utf-8")
+        return 0
 
     result = measure(args.n, args.warmup)
     print(f"{args.n} reconstructions (+ .obj export), {result['seconds_per_call']:.2f} s each")
