@@ -166,6 +166,7 @@ def reconstruct_many(
     target: str = "auto",
     device: Any = None,
     face_index: int = 0,
+    person_index: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_result: Callable[[BatchSuccess | BatchFailure], None] | None = None,
 ) -> BatchResult:
@@ -179,7 +180,8 @@ def reconstruct_many(
         format: ``".obj"``, ``".glb"`` or ``".ply"`` (the dot is optional).
         keep: keep each :class:`~recon3d.reconstruction.Reconstruction` in the result
             (default: only when nothing is exported, so big batches stay small in memory).
-        target, device, face_index, max_pixels: as for :func:`recon3d.reconstruct`.
+        target, device, face_index, person_index, max_pixels: as for
+            :func:`recon3d.reconstruct`.
         on_result: called with each success or failure as soon as it is known (from the
             worker thread, in completion order), e.g. to print progress.
 
@@ -222,6 +224,7 @@ def reconstruct_many(
                 target=target,  # type: ignore[arg-type]
                 device=device,
                 face_index=face_index,
+                person_index=person_index,
                 max_pixels=max_pixels,
             )
             outputs = []

@@ -111,6 +111,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             format=args.format,
             target=args.target,
             face_index=args.face_index,
+            person_index=args.person_index,
             on_result=progress,
         )
     except (Recon3dError, ValueError) as exc:
@@ -236,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--face-index", type=int, default=0, help="which face, largest first (default: 0)"
+    )
+    batch.add_argument(
+        "--person-index", type=int, default=0, help="which person, by face size (default: 0)"
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="only the final report")
     batch.set_defaults(func=_cmd_batch)

@@ -232,6 +232,8 @@ def reconstruct(
     try:
         person = body.detect(loaded.pixels, person_index)
     except NoPersonFound:
+        if person_index != 0:
+            raise  # the caller asked for a person that is not there
         person = None
     detect = time.perf_counter() - start - decode
     if person is not None and body_visible(person):
