@@ -148,7 +148,8 @@ def project_texture(
     conf[geometry.used] = weight
     observed = _remap(image, map_x, map_y, size)
     observed[conf == 0] = 0
-    filled = fill_unseen(observed, conf, geometry, tri, vertices, faces)
+    filled = fill_unseen(observed.astype(np.float32), conf, geometry, tri, vertices, faces)
+    filled = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
 
     if layout.coarse is not None:
         # Two levels: visibility, weights and the fill at the coarse resolution, colours from
@@ -166,42 +167,39 @@ def project_texture(
             )
 
         map_x, map_y = up(map_x)[:, 0], up(map_y)[:, 0]
-        used_fine = np.zeros(fine * fine, bool)
-        used_fine[layout.used] = True
-        conf = np.where(used_fine, up(conf)[:, 0], 0.0).astype(np.float32)
+        conf_fine = np.zeros(fine * fine, np.float32)
+        conf_fine[layout.used] = up(conf)[layout.used, 0]
+        conf = conf_fine
         filled = up(filled)
         observed = _remap(image, map_x, map_y, fine)
         size = fine
 
     # Smooth hand-over from observed to filled colours as the viewing angle grows.
-    alpha = np.clip(conf / 0.25, 0.0, 1.0)[:, None]
-    texture = alpha * observed + (1 - alpha) * filled
+    alpha = np.minimum(conf * 4.0, 1.0).reshape(size, size)
+    observed_img = observed.reshape(size, size, 3)
+    texture = cv2.blendLinear(observed_img, filled.reshape(size, size, 3), alpha, 1.0 - alpha)
     target, source = layout.gutter
-    texture[target] = texture[source]
-    texture = texture.reshape(size, size, 3)
-    observed_img = np.where(conf[:, None] > 0, observed, 0).reshape(size, size, 3)
+    flat = texture.reshape(-1, 3)
+    flat[target] = flat[source]
+    observed_img = observed_img * (conf > 0).reshape(size, size, 1).astype(np.uint8)
     return TextureResult(
-        texture=np.clip(texture + 0.5, 0, 255).astype(np.uint8),
-        observed=np.clip(observed_img + 0.5, 0, 255).astype(np.uint8),
+        texture=texture,
+        observed=observed_img,
         confidence=conf.reshape(size, size),
     )
 
 
 def _remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, size: int) -> np.ndarray:
-    """(size*size, 3) float32 photo colours at flat (size*size,) pixel-coordinate maps."""
+    """(size*size, 3) uint8 photo colours at flat (size*size,) pixel-coordinate maps."""
     import cv2
 
-    return (
-        cv2.remap(
-            image,
-            map_x.reshape(size, size),
-            map_y.reshape(size, size),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        .reshape(-1, 3)
-        .astype(np.float32)
-    )
+    return cv2.remap(
+        image,
+        map_x.reshape(size, size),
+        map_y.reshape(size, size),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).reshape(-1, 3)
 
 
 def _texel_views(
