@@ -201,13 +201,14 @@ class BodyModel(torch.nn.Module):
         *,
         bones: tuple[int, ...] | None = None,
         normal_offsets: torch.Tensor | None = None,
+        vertex_indices: torch.Tensor | None = None,
     ) -> BodyOutput:
         """Posed body.
 
         Args:
             shape: (B, num_shape) shape coefficients (standard deviations).
-            pose: (B, J, 3) axis-angle bone rotations in world-aligned rest axes; bone 0 is the
-                global orientation about the root.
+            pose: (B, J, 3) axis-angle bone rotations in world-aligned rest axes (or (B, J, 3, 3)
+                rotation matrices); bone 0 is the global orientation about the root.
             translation: (B, 3) added to every vertex and joint (default 0).
             bones: pose only these bones (increasing indices starting with the root, 0);
                 ``pose`` is then (B, len(bones), 3) and the other bones keep their rest
@@ -219,14 +220,20 @@ class BodyModel(torch.nn.Module):
         b = shape.shape[0]
         levels, skin, select = self._skeleton(bones)
         n = skin.shape[1]
-        if pose.shape != (b, n, 3):
-            raise ValueError(f"expected pose of shape ({b}, {n}, 3), got {tuple(pose.shape)}")
+        if pose.shape not in ((b, n, 3), (b, n, 3, 3)):
+            raise ValueError(
+                f"expected pose of shape ({b}, {n}, 3) (axis-angle) or ({b}, {n}, 3, 3) "
+                f"(rotation matrices), got {tuple(pose.shape)}"
+            )
         rest_vertices, rest_joints = self.rest(shape)
         if normal_offsets is not None:
             rest_vertices = rest_vertices + normal_offsets[..., None] * self.rest_normals
         if select is not None:
             rest_joints = rest_joints[:, select]
-        local = axis_angle_to_matrix(pose)
+        if vertex_indices is not None:
+            rest_vertices = rest_vertices[:, vertex_indices]
+            skin = skin[vertex_indices]
+        local = pose if pose.ndim == 4 else axis_angle_to_matrix(pose)
         rotations, joints = _forward_kinematics(levels, local, rest_joints)
         # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points.
         offsets = joints - torch.einsum("bjik,bjk->bji", rotations, rest_joints)

@@ -1,0 +1,150 @@
+"""The body network: MediaPipe's pose landmarks, world landmarks and person mask -> body-model
+parameters and camera, in one forward pass (trained by ``recon3d/train/body_net.py`` with an
+HMR-style adversarial prior; weights in ``weights/body_net.safetensors``).
+
+Inputs, all in the person's square crop (see :func:`recon3d.train.synthetic.network_inputs`, the
+same code at training and inference):
+
+* ``keypoints`` (B, 33, 3): x, y relative to the crop centre in crop-side units, visibility;
+* ``world`` (B, 33, 3): MediaPipe's metric world landmarks;
+* ``mask`` (B, 1, 32, 32): the person mask in [0, 1].
+
+Outputs: ``rotations`` (B, 19, 3, 3) of the fitted bones (:data:`FREE_BONES` order by bone
+index, world-aligned axes as :class:`~recon3d.models.body.BodyModel` expects), ``shape`` (B, 16)
+and ``camera`` (B, 3): the root joint's image position relative to the crop centre in crop units
+(x, y) and ``log(z * side / f)``, the log of the crop's metric size at the root's depth.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["BodyRegressor", "rotation_6d_to_matrix"]
+
+ASSET = "body_net.safetensors"
+
+
+def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) continuous rotation representation (Zhou et al. 2019) -> (..., 3, 3)."""
+    a, b = x[..., :3], x[..., 3:]
+    e1 = nn.functional.normalize(a, dim=-1)
+    e2 = nn.functional.normalize(b - (e1 * b).sum(-1, keepdim=True) * e1, dim=-1)
+    e3 = torch.cross(e1, e2, dim=-1)
+    return torch.stack([e1, e2, e3], dim=-1)
+
+
+class BodyRegressor(nn.Module):
+    """MLP over the landmarks plus a small CNN over the mask.
+
+    Args:
+        num_bones: bones predicted (19).
+        num_shape: shape coefficients (16).
+        width: hidden width.
+    """
+
+    def __init__(self, num_bones: int = 19, num_shape: int = 16, width: int = 512) -> None:
+        super().__init__()
+        self.num_bones, self.num_shape = num_bones, num_shape
+        self.mask_encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 256),
+            nn.ReLU(),
+        )
+        self.trunk = nn.Sequential(
+            nn.Linear(33 * 6 + 256, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(width, num_bones * 6 + num_shape + 3)
+        # Start at the rest pose (identity rotations), mean shape, a centred person.
+        with torch.no_grad():
+            self.head.weight.mul_(0.01)
+            bias = torch.zeros(num_bones * 6 + num_shape + 3)
+            bias[: num_bones * 6] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(num_bones)
+            bias[-1] = 0.7
+            self.head.bias.copy_(bias)
+
+    def forward(
+        self, keypoints: torch.Tensor, world: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """See the module docstring for shapes."""
+        b = keypoints.shape[0]
+        if keypoints.shape[1:] != (33, 3) or world.shape[1:] != (33, 3):
+            raise ValueError(
+                f"expected keypoints and world of shape (B, 33, 3), got "
+                f"{tuple(keypoints.shape)} and {tuple(world.shape)}"
+            )
+        if mask.shape[1:] != (1, 32, 32):
+            raise ValueError(f"expected mask of shape (B, 1, 32, 32), got {tuple(mask.shape)}")
+        # Visibility gates the coordinates: unseen points carry little information.
+        vis = keypoints[..., 2:]
+        features = torch.cat(
+            [
+                (keypoints * torch.cat([vis, vis, torch.ones_like(vis)], -1)).reshape(b, -1),
+                world.reshape(b, -1),
+            ],
+            -1,
+        )
+        hidden = self.trunk(torch.cat([features, self.mask_encoder(mask)], -1))
+        out = self.head(hidden)
+        n6 = self.num_bones * 6
+        return {
+            "rotations": rotation_6d_to_matrix(out[:, :n6].reshape(b, self.num_bones, 6)),
+            "shape": out[:, n6 : n6 + self.num_shape],
+            "camera": out[:, n6 + self.num_shape :],
+        }
+
+    def config(self) -> dict[str, int]:
+        return {
+            "num_bones": self.num_bones,
+            "num_shape": self.num_shape,
+            "width": self.trunk[0].out_features,
+        }
+
+    @classmethod
+    def from_pretrained(cls, name: str = ASSET) -> BodyRegressor:
+        """The shipped, hash-checked network (``weights/body_net.safetensors``)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        from recon3d.weights import verified_path
+
+        path = verified_path(name)
+        with safe_open(str(path), framework="pt") as f:
+            config = json.loads(f.metadata().get("config", "{}"))
+        net = cls(**config)
+        net.load_state_dict(load_file(str(path)))
+        return net.eval()
+
+
+def camera_to_root(camera: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(3,) camera-frame position of the root joint from the network's ``camera`` (3,), the
+    crop (centre x, y, side) and intrinsics K."""
+    f = 0.5 * (K[0, 0] + K[1, 1])
+    z = np.exp(camera[2]) * f / crop[2]
+    u = crop[0] + camera[0] * crop[2]
+    v = crop[1] + camera[1] * crop[2]
+    return np.array([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z])
+
+
+def root_to_camera(root: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`camera_to_root`: the network's ``camera`` target (3,)."""
+    f = 0.5 * (K[0, 0] + K[1, 1])
+    u = K[0, 0] * root[0] / root[2] + K[0, 2]
+    v = K[1, 1] * root[1] / root[2] + K[1, 2]
+    return np.array(
+        [(u - crop[0]) / crop[2], (v - crop[1]) / crop[2], np.log(root[2] * crop[2] / f)]
+    )

@@ -1,0 +1,319 @@
+"""Synthetic training data for the body network: random people rendered headless, seen by the
+real MediaPipe front end.
+
+Each sample is an Anny body with a random shape, a pose (retargeted motion capture or a random
+valid pose), per-part clothing and skin colours, lit and rendered with pyrender over a crop of a
+real photo or video frame, from a random camera. MediaPipe pose then runs on the render, so the
+network learns from the detector's real outputs and failures, not from perfect projections.
+
+Shards are ``.npz`` files (no pickles: every array is numeric) named by seed and index; a run
+that is stopped resumes by skipping the shards that exist. Everything is deterministic given the
+seed: the random generator of shard ``i`` is seeded with ``(seed, i)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+from recon3d.models.body import BodyModel
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = (384, 512)  # width, height: a portrait frame
+MASK_SIZE = 32
+SKIN_TONES = np.array(
+    [
+        [255, 224, 196],
+        [234, 192, 160],
+        [214, 164, 124],
+        [184, 130, 96],
+        [141, 94, 64],
+        [92, 60, 40],
+    ],
+    np.float32,
+)
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    """Ground truth of one rendered person: ``shape`` (16,), ``pose`` (104, 3) axis-angle,
+    ``translation`` (3,) camera frame, ``K`` (3, 3)."""
+
+    shape: np.ndarray
+    pose: np.ndarray
+    translation: np.ndarray
+    K: np.ndarray
+
+
+def free_bone_indices(model: BodyModel) -> np.ndarray:
+    """Indices of the bones the network predicts (the fit's free bones), increasing."""
+    return np.array(sorted(model.bone(n) for n in FREE_BONES))
+
+
+def random_pose(
+    model: BodyModel, rng: np.random.Generator, bank: np.ndarray | None = None
+) -> np.ndarray:
+    """(104, 3) axis-angle pose: a motion-capture frame from ``bank`` (N, 104, 3) perturbed, or a
+    random pose within loose anatomical ranges, then a random global orientation."""
+    pose = np.zeros((model.num_joints, 3))
+    if bank is not None and len(bank) and rng.random() < 0.7:
+        pose[:] = bank[rng.integers(len(bank))]
+        free = free_bone_indices(model)
+        pose[free[1:]] += rng.normal(0, 0.08, (len(free) - 1, 3))
+    else:
+        spread = {
+            "spine04": 0.15,
+            "spine02": 0.15,
+            "neck01": 0.15,
+            "head": 0.25,
+            "clavicle": 0.1,
+            "upperarm01": 0.9,
+            "lowerarm01": 0.6,
+            "wrist": 0.3,
+            "upperleg01": 0.45,
+            "foot": 0.2,
+        }
+        for name in FREE_BONES:
+            stem = name.split(".")[0]
+            if stem in spread:
+                pose[model.bone(name)] = rng.normal(0, spread[stem], 3)
+        for side in ("L", "R"):
+            # Knees bend one way only: flexion about +x.
+            pose[model.bone(f"lowerleg01.{side}")] = (abs(rng.normal(0, 0.6)), 0.0, 0.0)
+    # Global orientation: any yaw, small pitch and roll (upright people).
+    yaw = rng.uniform(-np.pi, np.pi)
+    tilt = rng.normal(0, 0.12, 2)
+    root = _rotvec_to_matrix(np.array([tilt[0], 0.0, tilt[1]])) @ _rotvec_to_matrix(
+        np.array([0.0, yaw, 0.0])
+    )
+    pose[0] = _matrix_to_rotvec(root @ _rotvec_to_matrix(pose[0]))
+    return pose
+
+
+def random_sample(
+    model: BodyModel, rng: np.random.Generator, bank: np.ndarray | None = None
+) -> SyntheticSample:
+    """A random person placed in front of a random camera so that it fills most of the frame."""
+    w, h = IMAGE_SIZE
+    shape = np.clip(rng.normal(0, 0.8, model.num_shape), -2.5, 2.5)
+    pose = random_pose(model, rng, bank)
+    focal_35 = rng.uniform(28, 85)
+    f = focal_35 / 36.0 * max(w, h)
+    K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(shape, dtype=torch.float32)[None],
+            torch.as_tensor(pose, dtype=torch.float32)[None],
+        )
+    verts = out.vertices[0].numpy().astype(np.float64)
+    lo, hi = verts.min(0), verts.max(0)
+    extent = max(hi[1] - lo[1], (hi[0] - lo[0]) * h / w)
+    fill = rng.uniform(0.55, 0.95)
+    depth = f * extent / (fill * h)
+    centre = 0.5 * (lo + hi)
+    offset = rng.uniform(-0.08, 0.08, 2) * np.array([w, h]) * depth / f
+    translation = np.array([offset[0], offset[1], depth]) - centre
+    return SyntheticSample(shape, pose, translation, K)
+
+
+def render_sample(
+    model: BodyModel,
+    sample: SyntheticSample,
+    rng: np.random.Generator,
+    backgrounds: Sequence[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render a sample over a background crop: RGB (H, W, 3) uint8 and the person's (H, W) bool
+    coverage."""
+    from recon3d.render.renderer import render_mesh
+
+    w, h = IMAGE_SIZE
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+            torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+            torch.as_tensor(sample.translation, dtype=torch.float32)[None],
+        )
+    verts = out.vertices[0].numpy().astype(np.float64)
+    colours = _part_colours(model, rng)
+    rendered = render_mesh(
+        verts, model.faces, sample.K, (w, h), vertex_colors=colours, lit=True, background=(0, 0, 0)
+    )
+    alpha = rendered.alpha
+    background = _background_crop(backgrounds, rng, w, h)
+    image = np.where(alpha[..., None], rendered.color, background).astype(np.uint8)
+    return image, alpha
+
+
+def _part_colours(model: BodyModel, rng: np.random.Generator) -> np.ndarray:
+    """(V, 3) uint8 per-vertex colours: skin on the head and hands (and bare arms or legs
+    sometimes), a top, trousers or a skirt-length colour, shoes; with a little noise."""
+    part = np.asarray(model.part_names)[model.vertex_part]
+    stem = np.array([p.split(".")[0] for p in part])
+    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.05)
+    top, bottom, shoes = (rng.uniform(20, 235, 3) for _ in range(3))
+    colours = np.empty((len(part), 3), np.float32)
+    colours[:] = top
+    colours[np.isin(stem, ["head", "hand", "eyes", "mouth"])] = skin
+    colours[np.isin(stem, ["thigh", "shin"])] = bottom
+    colours[stem == "foot"] = shoes
+    if rng.random() < 0.4:
+        colours[stem == "forearm"] = skin
+    if rng.random() < 0.2:
+        colours[stem == "shin"] = skin
+    colours *= rng.uniform(0.92, 1.08, (len(colours), 1))
+    return np.clip(colours, 0, 255).astype(np.uint8)
+
+
+def _background_crop(
+    backgrounds: Sequence[np.ndarray], rng: np.random.Generator, w: int, h: int
+) -> np.ndarray:
+    import cv2
+
+    if not backgrounds or rng.random() < 0.25:
+        # A smooth random gradient with noise: plain studio-like backgrounds.
+        a, b = rng.uniform(20, 235, (2, 3))
+        t = np.linspace(0, 1, h)[:, None, None]
+        img = a * (1 - t) + b * t + rng.normal(0, 6, (h, w, 3))
+        return np.clip(img, 0, 255).astype(np.uint8)
+    src = backgrounds[rng.integers(len(backgrounds))]
+    sh, sw = src.shape[:2]
+    scale = max(w / sw, h / sh) * rng.uniform(1.0, 2.0)
+    resized = cv2.resize(src, (max(w, int(sw * scale)), max(h, int(sh * scale))))
+    y = rng.integers(0, resized.shape[0] - h + 1)
+    x = rng.integers(0, resized.shape[1] - w + 1)
+    crop = resized[y : y + h, x : x + w]
+    if rng.random() < 0.5:
+        crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(1, 4))
+    return crop
+
+
+def load_backgrounds(folders: Sequence[pathlib.Path], max_frames: int = 40) -> list[np.ndarray]:
+    """Real photos and video frames (RGB uint8) to render people over. Pass scenes without
+    large faces: MediaPipe would follow a real person in the background instead."""
+    import cv2
+
+    from recon3d.io import load_image
+
+    out: list[np.ndarray] = []
+    for folder in folders:
+        for path in sorted(pathlib.Path(folder).iterdir()):
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                out.append(load_image(path))
+            elif path.suffix.lower() in (".mp4", ".avi"):
+                cap = cv2.VideoCapture(str(path))
+                total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                for i in np.linspace(0, max(total - 1, 0), max_frames).astype(int):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+                    ok, frame = cap.read()
+                    if ok:
+                        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                cap.release()
+    return out
+
+
+def network_inputs(person: BodyLandmarks) -> dict[str, np.ndarray]:
+    """The front end's output as the network sees it, in the person's crop frame.
+
+    Returns ``keypoints`` (33, 3): x, y relative to the crop centre in crop-size units and
+    visibility; ``world`` (33, 3) metric landmarks; ``mask`` (MASK_SIZE, MASK_SIZE) uint8 crop of
+    the person mask; ``crop`` (3,): centre x, y and side of the square crop in pixels."""
+    import cv2
+
+    x0, y0, x1, y1 = person.box
+    side = 1.15 * max(x1 - x0, y1 - y0, 1.0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    keypoints = np.c_[(person.points - (cx, cy)) / side, person.visibility].astype(np.float32)
+    scale = MASK_SIZE / side
+    affine = np.array(
+        [[scale, 0, MASK_SIZE / 2 - scale * cx], [0, scale, MASK_SIZE / 2 - scale * cy]]
+    )
+    mask = cv2.warpAffine(person.mask, affine, (MASK_SIZE, MASK_SIZE), flags=cv2.INTER_AREA)
+    return {
+        "keypoints": keypoints,
+        "world": person.world.astype(np.float32),
+        "mask": np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8),
+        "crop": np.array([cx, cy, side], np.float32),
+    }
+
+
+def generate_shard(
+    model: BodyModel,
+    detector,
+    backgrounds: Sequence[np.ndarray],
+    out_dir: pathlib.Path,
+    seed: int,
+    index: int,
+    size: int,
+    bank: np.ndarray | None = None,
+) -> pathlib.Path | None:
+    """Write shard ``index`` of a run (``size`` attempted samples); skip it when it exists.
+
+    Samples where MediaPipe finds nobody are dropped (their count is stored)."""
+    path = out_dir / f"body_s{seed}_{index:05d}.npz"
+    if path.exists():
+        return None
+    rng = np.random.default_rng([seed, index])
+    free = free_bone_indices(model)
+    rows: dict[str, list[np.ndarray]] = {}
+    missed = 0
+    for _ in range(size):
+        sample = random_sample(model, rng, bank)
+        image, _ = render_sample(model, sample, rng, backgrounds)
+        try:
+            person = detector.detect(image)
+        except Exception as exc:  # noqa: BLE001 - NoPersonFound and MediaPipe failures alike
+            log.debug("no detection: %s", exc)
+            missed += 1
+            continue
+        inputs = network_inputs(person)
+        for key, value in inputs.items():
+            rows.setdefault(key, []).append(value)
+        rows.setdefault("shape", []).append(sample.shape.astype(np.float32))
+        rows.setdefault("pose", []).append(sample.pose[free].astype(np.float32))
+        rows.setdefault("translation", []).append(sample.translation.astype(np.float32))
+        rows.setdefault("K", []).append(sample.K.astype(np.float32))
+    if not rows:
+        return None
+    arrays = {k: np.stack(v) for k, v in rows.items()}
+    arrays["missed"] = np.array(missed)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def _rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(v, np.float64).reshape(3, 1))[0]
+
+
+def _matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(m, np.float64))[0].ravel()
+
+
+__all__ = [
+    "IMAGE_SIZE",
+    "MASK_SIZE",
+    "SyntheticSample",
+    "free_bone_indices",
+    "generate_shard",
+    "load_backgrounds",
+    "network_inputs",
+    "random_pose",
+    "random_sample",
+    "render_sample",
+]
+
+# MediaPipe landmarks the network's reprojection loss uses, with their model keypoints.
+KEYPOINT_PAIRS = [(POSE_LANDMARKS.index(k), v) for k, v in MEDIAPIPE_TO_MODEL.items()]
