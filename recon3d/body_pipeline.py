@@ -22,6 +22,7 @@ from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
 from recon3d.keypoints.base import FaceLandmarkDetector, FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
+from recon3d.models.body_net import BodyRegressor, predict_fit
 from recon3d.reconstruction import Reconstruction
 from recon3d.skeleton import Skeleton
 from recon3d.texture.projection import project_texture
@@ -54,7 +55,10 @@ class BodyReconstructionPipeline:
         model: the body model.
         detector: a pose detector with ``detect(image, person_index) -> BodyLandmarks``
             (MediaPipe's by default).
-        fit_options: weights and iteration counts of the fit.
+        fit_options: weights and iteration counts of the fit from scratch.
+        network: the trained body network (:mod:`recon3d.models.body_net`) that gives the fit
+            its starting point; None runs the fit from a rigid alignment.
+        refine_options: iteration counts of the short fit that refines the network's estimate.
         face_detector: face-mesh detector for head detail (MediaPipe's by default).
         hand_detector: hand-landmark detector with ``detect(image, person) -> {side: (21, 2)}``
             (MediaPipe's by default).
@@ -65,10 +69,16 @@ class BodyReconstructionPipeline:
         model: BodyModel,
         detector: Any | None = None,
         fit_options: BodyFitOptions | None = None,
+        network: BodyRegressor | None = None,
+        refine_options: BodyFitOptions | None = None,
         face_detector: FaceLandmarkDetector | None = None,
         hand_detector: Any | None = None,
     ) -> None:
         self.model = model
+        self.network = network
+        self.refine_options = refine_options or BodyFitOptions(
+            torso_iterations=0, pose_iterations=15, silhouette_iterations=25
+        )
         self._detector = detector
         self._face_detector = face_detector
         self._hand_detector = hand_detector
@@ -79,13 +89,21 @@ class BodyReconstructionPipeline:
     def from_pretrained(
         cls, device: str | torch.device | None = None, **kwargs: Any
     ) -> BodyReconstructionPipeline:
-        """The pipeline with the shipped, hash-checked body model."""
+        """The pipeline with the shipped, hash-checked body model and, when the weights list
+        it, the trained body network."""
+        from recon3d.models.body_net import ASSET
+        from recon3d.weights import read_manifest
+
+        if "network" not in kwargs and ASSET in read_manifest()["files"]:
+            kwargs["network"] = BodyRegressor.from_pretrained()
         return cls(BodyModel.from_pretrained(), **kwargs).to(device)
 
     def to(self, device: str | torch.device | None) -> BodyReconstructionPipeline:
         """Move the model's tensors to ``device`` (None keeps the CPU)."""
         if device is not None:
             self.model.to(torch.device(device))
+            if self.network is not None:
+                self.network.to(torch.device(device))
         return self
 
     @property
@@ -144,6 +162,7 @@ class BodyReconstructionPipeline:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         person: BodyLandmarks | None = None,
+        refine: bool = True,
     ) -> Reconstruction:
         """Reconstruct the full body of one person in ``image``.
 
@@ -155,6 +174,8 @@ class BodyReconstructionPipeline:
             progress: show a progress bar over the stages.
             person: the front end's result when the caller already has it (``target="auto"``
                 runs the pose detector to decide).
+            refine: with a network, refine its estimate with a short fit (default); ``False``
+                gives the network's estimate alone. Without a network the full fit runs.
         Raises:
             InvalidImageError / ImageTooLargeError: the input is not a usable image.
             NoPersonFound: nobody (or fewer than ``person_index + 1`` people) was found.
@@ -174,7 +195,21 @@ class BodyReconstructionPipeline:
                 face = self.person_face(pixels, person)
                 hands = self.hand_detector.detect(pixels, person)
             with stage("fit", timings), _single_threaded():
-                fit = fit_body(self.model, person, camera.K, options=self.fit_options, face=face)
+                init = None
+                if self.network is not None:
+                    init = predict_fit(self.network, self.model, person, camera.K)
+                if init is not None and not refine:
+                    fit = init
+                else:
+                    fit = fit_body(
+                        self.model,
+                        person,
+                        camera.K,
+                        options=self.fit_options if init is None else self.refine_options,
+                        init=init,
+                        face=face,
+                        hands=hands,
+                    )
                 vertices, joints = self._posed(fit)
             with stage("texture", timings):
                 tex = project_texture(
@@ -199,7 +234,9 @@ class BodyReconstructionPipeline:
                 as_t(fit.shape),
                 as_t(fit.pose),
                 as_t(fit.translation),
-                normal_offsets=(part_w @ as_t(fit.clothing)[0])[None],
+                normal_offsets=None
+                if fit.clothing is None
+                else (part_w @ as_t(fit.clothing)[0])[None],
             )
         return (
             out.vertices[0].cpu().numpy().astype(np.float64),
@@ -220,7 +257,13 @@ class BodyReconstructionPipeline:
             "shape": fit.shape,
             "pose": fit.pose,
             "translation": fit.translation,
-            "clothing": dict(zip(part_names, fit.clothing.tolist(), strict=True)),
+            "clothing": dict(
+                zip(
+                    part_names,
+                    [0.0] * len(part_names) if fit.clothing is None else fit.clothing.tolist(),
+                    strict=True,
+                )
+            ),
             "height_m": model.height(fit.shape.astype(np.float64)),
             "focal_length_px": camera.focal,
             "keypoint_error_px": fit.keypoint_error_px,

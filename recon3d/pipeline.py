@@ -193,6 +193,7 @@ def reconstruct(
     person_index: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
+    refine: bool = True,
 ) -> Reconstruction:
     """Reconstruct a textured 3D mesh of the person in one photo.
 
@@ -205,6 +206,8 @@ def reconstruct(
         person_index: which person for bodies when there are several, by decreasing face size.
         max_pixels: decoding limit (decompression-bomb guard).
         progress: show a progress bar.
+        refine: bodies, when the trained body network is installed: refine its estimate with a
+            short fit (default), or ``False`` for the network's estimate alone.
     Returns:
         a :class:`~recon3d.reconstruction.Reconstruction` (``rec.target`` says which).
     Raises:
@@ -220,7 +223,13 @@ def reconstruct(
         )
     body = default_body_pipeline(device)
     if target == "body":
-        return body(image, person_index=person_index, max_pixels=max_pixels, progress=progress)
+        return body(
+            image,
+            person_index=person_index,
+            max_pixels=max_pixels,
+            progress=progress,
+            refine=refine,
+        )
 
     from recon3d.body_pipeline import body_visible
     from recon3d.errors import NoPersonFound
@@ -237,7 +246,9 @@ def reconstruct(
         person = None
     detect = time.perf_counter() - start - decode
     if person is not None and body_visible(person):
-        rec = body(loaded, person_index=person_index, progress=progress, person=person)
+        rec = body(
+            loaded, person_index=person_index, progress=progress, person=person, refine=refine
+        )
         rec.timings["front end"] = detect
     else:
         rec = default_pipeline(device)(loaded, face_index=face_index, progress=progress)

@@ -23,9 +23,17 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BodyRegressor", "rotation_6d_to_matrix"]
+__all__ = [
+    "BodyRegressor",
+    "camera_to_root",
+    "network_inputs",
+    "predict_fit",
+    "root_to_camera",
+    "rotation_6d_to_matrix",
+]
 
 ASSET = "body_net.safetensors"
+MASK_SIZE = 32
 
 
 def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +136,66 @@ class BodyRegressor(nn.Module):
         net = cls(**config)
         net.load_state_dict(load_file(str(path)))
         return net.eval()
+
+
+def network_inputs(person) -> dict[str, np.ndarray]:
+    """The front end's output as the network sees it, in the person's crop frame.
+
+    Returns ``keypoints`` (33, 3): x, y relative to the crop centre in crop-size units and
+    visibility; ``world`` (33, 3) metric landmarks; ``mask`` (MASK_SIZE, MASK_SIZE) uint8 crop of
+    the person mask; ``crop`` (3,): centre x, y and side of the square crop in pixels."""
+    import cv2
+
+    x0, y0, x1, y1 = person.box
+    side = 1.15 * max(x1 - x0, y1 - y0, 1.0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    keypoints = np.c_[(person.points - (cx, cy)) / side, person.visibility].astype(np.float32)
+    scale = MASK_SIZE / side
+    affine = np.array(
+        [[scale, 0, MASK_SIZE / 2 - scale * cx], [0, scale, MASK_SIZE / 2 - scale * cy]]
+    )
+    mask = cv2.warpAffine(person.mask, affine, (MASK_SIZE, MASK_SIZE), flags=cv2.INTER_AREA)
+    return {
+        "keypoints": keypoints,
+        "world": person.world.astype(np.float32),
+        "mask": np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8),
+        "crop": np.array([cx, cy, side], np.float32),
+    }
+
+
+def predict_fit(net: BodyRegressor, model, person, K: np.ndarray):
+    """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
+    (the fit's ``init``): all bones but the predicted ones at rest, zero clothing."""
+    from recon3d.fitting.body_fit import FREE_BONES, BodyFit
+
+    inputs = network_inputs(person)
+    device = next(net.parameters()).device
+    with torch.no_grad():
+        out = net(
+            torch.as_tensor(inputs["keypoints"], device=device)[None],
+            torch.as_tensor(inputs["world"], device=device)[None],
+            torch.as_tensor(inputs["mask"], device=device, dtype=torch.float32)[None, None] / 255,
+        )
+    import cv2
+
+    free = sorted(model.bone(n) for n in FREE_BONES)
+    pose = np.zeros((model.num_joints, 3), np.float32)
+    for i, bone in enumerate(free):
+        pose[bone] = cv2.Rodrigues(out["rotations"][0, i].cpu().numpy().astype(np.float64))[
+            0
+        ].ravel()
+    shape = out["shape"][0].cpu().numpy().astype(np.float32)
+    root = camera_to_root(out["camera"][0].cpu().numpy().astype(np.float64), inputs["crop"], K)
+    rest_root = (
+        model.mean_joints[0].cpu().numpy() + shape @ model.joint_shape_basis[:, 0].cpu().numpy()
+    )
+    return BodyFit(
+        shape=shape,
+        pose=pose,
+        translation=(root - rest_root).astype(np.float32),
+        keypoint_error_px=float("nan"),
+        keypoint_scale_px=float("nan"),
+    )
 
 
 def camera_to_root(camera: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndarray:

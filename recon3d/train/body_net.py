@@ -42,6 +42,7 @@ class TrainConfig:
     keypoint_weight: float = 1.0
     seed: int = 0
     prior_bank: str = ""
+    prior_samples: int = 20000
 
 
 class PoseDiscriminator(nn.Module):
@@ -137,8 +138,8 @@ def train(config: TrainConfig) -> pathlib.Path:
         disc = nn.parallel.DistributedDataParallel(disc)
     opt_g = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.learning_rate)
-    prior = prior_samples(config.prior_bank, model, 20000, config.seed)
-    prior_shape = torch.randn(20000, model.num_shape)
+    prior = prior_samples(config.prior_bank, model, config.prior_samples, config.seed)
+    prior_shape = torch.randn(config.prior_samples, model.num_shape)
     kp_mp = torch.as_tensor([a for a, _ in KEYPOINT_PAIRS])
     kp_model = torch.as_tensor([model.keypoint(b) for _, b in KEYPOINT_PAIRS])
     # Pose only the vertices the losses read: a random subset for the vertex loss and the

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
-from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 from recon3d.models.body import BodyModel
+from recon3d.models.body_net import MASK_SIZE, network_inputs
 
 log = logging.getLogger(__name__)
 
 IMAGE_SIZE = (384, 512)  # width, height: a portrait frame
-MASK_SIZE = 32
 SKIN_TONES = np.array(
     [
         [255, 224, 196],
@@ -217,31 +217,6 @@ def load_backgrounds(folders: Sequence[pathlib.Path], max_frames: int = 40) -> l
                         out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                 cap.release()
     return out
-
-
-def network_inputs(person: BodyLandmarks) -> dict[str, np.ndarray]:
-    """The front end's output as the network sees it, in the person's crop frame.
-
-    Returns ``keypoints`` (33, 3): x, y relative to the crop centre in crop-size units and
-    visibility; ``world`` (33, 3) metric landmarks; ``mask`` (MASK_SIZE, MASK_SIZE) uint8 crop of
-    the person mask; ``crop`` (3,): centre x, y and side of the square crop in pixels."""
-    import cv2
-
-    x0, y0, x1, y1 = person.box
-    side = 1.15 * max(x1 - x0, y1 - y0, 1.0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    keypoints = np.c_[(person.points - (cx, cy)) / side, person.visibility].astype(np.float32)
-    scale = MASK_SIZE / side
-    affine = np.array(
-        [[scale, 0, MASK_SIZE / 2 - scale * cx], [0, scale, MASK_SIZE / 2 - scale * cy]]
-    )
-    mask = cv2.warpAffine(person.mask, affine, (MASK_SIZE, MASK_SIZE), flags=cv2.INTER_AREA)
-    return {
-        "keypoints": keypoints,
-        "world": person.world.astype(np.float32),
-        "mask": np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8),
-        "crop": np.array([cx, cy, side], np.float32),
-    }
 
 
 def generate_shard(
