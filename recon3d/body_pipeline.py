@@ -28,6 +28,11 @@ from recon3d.skeleton import Skeleton
 from recon3d.texture.projection import project_texture
 
 STAGES = ("decode", "front end", "fit", "texture")
+#: The short fit that refines the network's estimate: no rigid warm-up, fewer iterations, and a
+#: pull towards the network's 3D pose where the photo says little (depth).
+REFINE_OPTIONS = BodyFitOptions(
+    torso_iterations=0, pose_iterations=15, silhouette_iterations=25, init_weight=0.05
+)
 
 # A body is "visible" when these are seen: both shoulders and hips, and a knee.
 _BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
@@ -76,9 +81,7 @@ class BodyReconstructionPipeline:
     ) -> None:
         self.model = model
         self.network = network
-        self.refine_options = refine_options or BodyFitOptions(
-            torso_iterations=0, pose_iterations=15, silhouette_iterations=25
-        )
+        self.refine_options = refine_options or REFINE_OPTIONS
         self._detector = detector
         self._face_detector = face_detector
         self._hand_detector = hand_detector

@@ -9,8 +9,8 @@ MediaPipe's output. Errors after Procrustes (similarity) alignment, in mm:
 * PVE: mean vertex error over the 13 718 vertices;
 * MPJPE: mean error over the 17 COCO joints (Anny's regressor);
 
-plus the share of implausible poses: a knee or elbow bent backwards by more than 10° or a bone
-rotated further than any pose in the training prior (motion capture + random valid poses).
+plus the share of implausible poses: a knee bent backwards by more than 10° or a bone rotated
+beyond a generous anatomical range (:data:`ANATOMICAL_LIMITS`).
 
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/eval_body_net.py --n 120 \
@@ -63,11 +63,30 @@ def load_net(path: pathlib.Path):
     return net.eval()
 
 
-def implausible(model, pose: np.ndarray, limits: np.ndarray, free: np.ndarray) -> bool:
-    """Knee or elbow bent backwards by > 10°, or a bone's rotation angle beyond the prior."""
-    angles = np.linalg.norm(pose[free], axis=1)
-    if (angles[1:] > limits[1:] + 1e-3).any():
-        return True
+# Largest rotation (radians, from the rest A-pose) a bone can take in a living body: generous
+# anatomical ranges (clavicle elevation ~40°, trunk flexion per spine segment ~45°, ...).
+ANATOMICAL_LIMITS = {
+    "spine04": 0.8,
+    "spine02": 0.8,
+    "neck01": 0.9,
+    "head": 1.2,
+    "clavicle": 0.7,
+    "upperarm01": 3.2,
+    "lowerarm01": 2.7,
+    "wrist": 1.6,
+    "upperleg01": 2.6,
+    "lowerleg01": 2.8,
+    "foot": 1.0,
+}
+
+
+def implausible(model, pose: np.ndarray) -> bool:
+    """A knee bent backwards by more than 10°, or a bone rotated beyond its anatomical range
+    (:data:`ANATOMICAL_LIMITS`)."""
+    for name, limit in ANATOMICAL_LIMITS.items():
+        bones = [name] if name in model.bone_labels else [f"{name}.L", f"{name}.R"]
+        if any(np.linalg.norm(pose[model.bone(b)]) > limit for b in bones):
+            return True
     for side in ("L", "R"):
         if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
             return True
@@ -85,18 +104,18 @@ def main(argv=None) -> int:
         "--train-bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_train.npy"
     )
     parser.add_argument("--json", type=pathlib.Path, default=None)
+    parser.add_argument("--photos", type=pathlib.Path, nargs="*", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
 
-    from recon3d.fitting.body_fit import BodyFitOptions, fit_body
+    from recon3d.body_pipeline import REFINE_OPTIONS
+    from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body import BodyModel
     from recon3d.models.body_net import predict_fit
     from recon3d.train.synthetic import (
-        free_bone_indices,
-        random_pose,
         random_sample,
         render_sample,
     )
@@ -104,18 +123,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
     detector = MediaPipePoseDetector()
-    free = free_bone_indices(model)
     bank = np.load(args.bank) if args.bank.exists() else None
-    # The prior's range per bone: the largest rotation angle in the training poses.
-    train_bank = np.load(args.train_bank) if args.train_bank.exists() else None
-    prior_rng = np.random.default_rng(0)
-    prior = np.stack([random_pose(model, prior_rng, train_bank) for _ in range(20000)])[:, free]
-    limits = np.linalg.norm(prior, axis=-1).max(0)
 
     nets = {"net": load_net(args.net)}
     if args.ablation is not None:
         nets["net_noadv"] = load_net(args.ablation)
-    refine = BodyFitOptions(torso_iterations=0, pose_iterations=15, silhouette_iterations=25)
+    refine = REFINE_OPTIONS
     rng = np.random.default_rng([args.seed, 999])
     results: dict[str, dict[str, list[float]]] = {}
 
@@ -133,7 +146,7 @@ def main(argv=None) -> int:
         row = results.setdefault(method, {"pve": [], "mpjpe": [], "implausible": [], "s": []})
         row["pve"].append(1000 * procrustes_error(verts, gt_verts))
         row["mpjpe"].append(1000 * procrustes_error(kp, gt_kp))
-        row["implausible"].append(float(implausible(model, fit.pose, limits, free)))
+        row["implausible"].append(float(implausible(model, fit.pose)))
         row["s"].append(seconds)
 
     done = 0
@@ -180,9 +193,40 @@ def main(argv=None) -> int:
             f"{method:<22}{m['PVE_mm']:>9}{m['MPJPE_mm']:>10}{m['implausible_%']:>15}"
             f"{m['seconds']:>9}"
         )
+    real = evaluate_photos(nets, args.photos) if args.photos else {}
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps({"synthetic": summary, "photos": real}, indent=2))
     return 0
+
+
+def evaluate_photos(nets: dict, photos: list[pathlib.Path]) -> dict:
+    """Real photos (no 3D ground truth): silhouette IoU, PCK@0.1 and the fit-stage time of each
+    method, through the pipeline itself."""
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+    from recon3d.metrics import keypoint_pck, silhouette_iou
+    from recon3d.models.body import BodyModel
+
+    model = BodyModel.from_pretrained()
+    methods = {"optimisation": (None, True)}
+    for name, net in nets.items():
+        methods[f"{name} only"] = (net, False)
+        methods[f"{name} + refine"] = (net, True)
+    out: dict[str, dict[str, list]] = {}
+    print(f"{'photo':<16}{'method':<22}{'IoU':>7}{'PCK':>7}{'fit s':>8}")
+    for photo in photos:
+        for method, (net, refine) in methods.items():
+            pipe = BodyReconstructionPipeline(model, network=net)
+            pipe(photo, refine=refine)  # warm-up (detectors, layout)
+            rec = pipe(photo, refine=refine)
+            row = out.setdefault(method, {"iou": [], "pck": [], "fit_s": []})
+            row["iou"].append(round(silhouette_iou(rec), 3))
+            row["pck"].append(round(keypoint_pck(rec), 3))
+            row["fit_s"].append(round(rec.timings["fit"], 3))
+            print(
+                f"{photo.name:<16}{method:<22}{row['iou'][-1]:>7}{row['pck'][-1]:>7}"
+                f"{row['fit_s'][-1]:>8}"
+            )
+    return out
 
 
 if __name__ == "__main__":

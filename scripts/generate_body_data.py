@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--stop", type=int, default=10)
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--mocap-bank", type=pathlib.Path, default=None)
+    parser.add_argument("--cut-off", type=float, default=0.0, help="share of portrait framings")
     parser.add_argument(
         "--video",
         type=pathlib.Path,
@@ -62,7 +63,15 @@ def main(argv=None) -> int:
     for index in range(args.start, args.stop):
         start = time.perf_counter()
         path = generate_shard(
-            model, detector, backgrounds, args.out, args.seed, index, args.shard_size, bank
+            model,
+            detector,
+            backgrounds,
+            args.out,
+            args.seed,
+            index,
+            args.shard_size,
+            bank,
+            args.cut_off,
         )
         if path is not None:
             with np.load(path) as shard:

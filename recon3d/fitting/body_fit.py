@@ -15,6 +15,7 @@ given. Energy, with image distances normalised by the person's torso length ``s`
       + λ_up (R_root e_y)_z²                               the pelvis stands upright
       + λ_torso Σ relu(r - dist(arm, torso axis))²          forearms stay out of the torso
       + λ_face mean |π(F_k) - f_k|² / s_face²                MediaPipe face mesh, when visible
+      + λ_init |θ - θ_init|²                                near a network's estimate (refinement)
 
 ``sdf`` is the signed distance to the mask boundary (distance transforms of the mask and of its
 complement), sampled with ``grid_sample`` at projected vertices, so the silhouette terms need no
@@ -144,6 +145,7 @@ class BodyFitOptions:
     knee_weight: float = 1.0
     torso_weight: float = 5.0
     upright_weight: float = 0.5
+    init_weight: float = 0.0
     visibility_threshold: float = 0.5
     contour_every: int = 10
 
@@ -248,6 +250,8 @@ def fit_body(
         init = _initialise(model, person, K, target_2d, weight_np, names)
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(init.pose[list(free)], dtype=dtype, device=device)[None]
+    init_pose = free_pose[0].detach().clone()
+    init_shape = torch.as_tensor(init.shape, dtype=dtype, device=device)[None]
     free_pose.requires_grad_(True)
     translation = torch.tensor(init.translation, dtype=dtype, device=device)[None]
     translation.requires_grad_(True)
@@ -301,6 +305,12 @@ def fit_body(
         )
 
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
+        if opts.init_weight:
+            # Stay near the starting estimate (a network's 3D guess) where 2D says little.
+            losses["init"] = opts.init_weight * (
+                ((free_pose[0, 1:] - init_pose[1:]) ** 2).sum()
+                + ((shape - init_shape) ** 2).sum() * 0.1
+            )
         # Standing people are upright in level photos: the pelvis's up axis should not tip
         # towards or away from the camera (the spine bones bend for a stooping person).
         up = axis_angle_to_matrix(free_pose[0, root])[:, 1]

@@ -99,9 +99,13 @@ def random_pose(
 
 
 def random_sample(
-    model: BodyModel, rng: np.random.Generator, bank: np.ndarray | None = None
+    model: BodyModel,
+    rng: np.random.Generator,
+    bank: np.ndarray | None = None,
+    cut_off: float = 0.0,
 ) -> SyntheticSample:
-    """A random person placed in front of a random camera so that it fills most of the frame."""
+    """A random person placed in front of a random camera so that it fills most of the frame,
+    or (with probability ``cut_off``) framed like a portrait, cut below the hips."""
     w, h = IMAGE_SIZE
     shape = np.clip(rng.normal(0, 0.8, model.num_shape), -2.5, 2.5)
     pose = random_pose(model, rng, bank)
@@ -116,10 +120,19 @@ def random_sample(
     verts = out.vertices[0].numpy().astype(np.float64)
     lo, hi = verts.min(0), verts.max(0)
     extent = max(hi[1] - lo[1], (hi[0] - lo[0]) * h / w)
-    fill = rng.uniform(0.55, 0.95)
-    depth = f * extent / (fill * h)
     centre = 0.5 * (lo + hi)
-    offset = rng.uniform(-0.08, 0.08, 2) * np.array([w, h]) * depth / f
+    if rng.random() < cut_off:
+        # Portrait framing, as in most real photos: the person is larger than the frame and
+        # cut at the thighs or the knees; the head stays near the top.
+        fill = rng.uniform(1.1, 1.6)
+        depth = f * extent / (fill * h)
+        top = rng.uniform(0.03, 0.15) * h  # where the top of the head lands, pixels
+        y_top = (top - K[1, 2]) * depth / f
+        offset = np.array([rng.uniform(-0.08, 0.08) * w * depth / f, y_top - (lo[1] - centre[1])])
+    else:
+        fill = rng.uniform(0.55, 0.95)
+        depth = f * extent / (fill * h)
+        offset = rng.uniform(-0.08, 0.08, 2) * np.array([w, h]) * depth / f
     translation = np.array([offset[0], offset[1], depth]) - centre
     return SyntheticSample(shape, pose, translation, K)
 
@@ -228,6 +241,7 @@ def generate_shard(
     index: int,
     size: int,
     bank: np.ndarray | None = None,
+    cut_off: float = 0.0,
 ) -> pathlib.Path | None:
     """Write shard ``index`` of a run (``size`` attempted samples); skip it when it exists.
 
@@ -240,7 +254,7 @@ def generate_shard(
     rows: dict[str, list[np.ndarray]] = {}
     missed = 0
     for _ in range(size):
-        sample = random_sample(model, rng, bank)
+        sample = random_sample(model, rng, bank, cut_off)
         image, _ = render_sample(model, sample, rng, backgrounds)
         try:
             person = detector.detect(image)
