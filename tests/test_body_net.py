@@ -113,3 +113,19 @@ def test_torchrun_two_processes_train_and_resume(tmp_path) -> None:
 
     state = load_file(str(run / "body_net.safetensors"))
     BodyRegressor().load_state_dict(state)
+
+
+def test_pipeline_with_the_shipped_network() -> None:
+    """Opt-in: the network's estimate alone (refine=False) is a complete, finite reconstruction
+    made without the fit, and refining it runs the short fit."""
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+    from recon3d.metrics import keypoint_pck
+
+    pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+    assert pipe.network is not None
+    photo = ROOT / "tests" / "data" / "obama3.jpg"
+    alone = pipe(photo, refine=False)
+    assert np.isfinite(alone.vertices).all() and alone.skeleton is not None
+    assert alone.timings["fit"] < 0.3
+    refined = pipe(photo)
+    assert keypoint_pck(refined) >= keypoint_pck(alone)

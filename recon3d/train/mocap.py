@@ -193,7 +193,7 @@ def _quaternions(values: np.ndarray, where: str) -> np.ndarray:
 
 
 def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
-    """Read a DeepMimic motion file (JSON only, never pickle).
+    """Read a DeepMimic motion file (parsed as JSON, nothing else).
 
     Raises:
         PoseFileError: unreadable, not JSON, no ``Frames`` list, a frame that is not
