@@ -11,21 +11,11 @@ import threading
 
 import numpy as np
 
-from recon3d.errors import MissingDependencyError
+from recon3d.keypoints._mediapipe import SquareCrop, import_mediapipe
 from recon3d.keypoints.base import FaceLandmarks
 
 NUM_POINTS = 478
 _CROP_SIZE = 512
-
-
-def _mediapipe():
-    try:
-        import mediapipe as mp
-    except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
-        raise MissingDependencyError(
-            "the face front end needs mediapipe==0.10.21 (`pip install mediapipe==0.10.21`)"
-        ) from exc
-    return mp
 
 
 class MediaPipeFaceDetector:
@@ -40,7 +30,7 @@ class MediaPipeFaceDetector:
     num_points = NUM_POINTS
 
     def __init__(self, min_detection_confidence: float = 0.5, max_faces: int = 8) -> None:
-        mp = _mediapipe()
+        mp = import_mediapipe("the face front end")
         self.max_faces = max_faces
         self._lock = threading.Lock()
         # model_selection=1: the full-range model, for faces up to ~5 m from the camera.
@@ -91,33 +81,20 @@ class MediaPipeFaceDetector:
     def _mesh_in_box(
         self, image: np.ndarray, box: np.ndarray, score: float
     ) -> FaceLandmarks | None:
-        import cv2
-
         h, w = image.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = max(box[2] - box[0], box[3] - box[1]) * 2.2
         side = min(max(side, 32.0), 2.0 * max(h, w))
-        scale = _CROP_SIZE / side
-        # Affine crop (with border replication) so faces at the image edge keep their shape.
-        affine = np.array(
-            [[scale, 0, _CROP_SIZE / 2 - scale * cx], [0, scale, _CROP_SIZE / 2 - scale * cy]]
-        )
-        crop = cv2.warpAffine(
-            image,
-            affine,
-            (_CROP_SIZE, _CROP_SIZE),
-            flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        crop_box = SquareCrop((cx, cy), side, _CROP_SIZE)
+        crop = crop_box.warp(image)
         result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
         lm = result.multi_face_landmarks[0].landmark
         pts = np.array([[p.x, p.y, p.z] for p in lm], dtype=np.float64) * _CROP_SIZE
         # Back to input-image pixels; z shares the x scale.
-        pts[:, 0] = (pts[:, 0] - affine[0, 2]) / scale
-        pts[:, 1] = (pts[:, 1] - affine[1, 2]) / scale
-        pts[:, 2] = pts[:, 2] / scale
+        pts[:, :2] = crop_box.to_image(pts[:, :2])
+        pts[:, 2] = pts[:, 2] / crop_box.scale
         lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
         return FaceLandmarks(
             points=pts.astype(np.float32),

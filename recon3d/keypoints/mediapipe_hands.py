@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from recon3d.errors import MissingDependencyError
+from recon3d.keypoints._mediapipe import SquareCrop, import_mediapipe
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 
 #: MediaPipe hand landmark names, in order.
@@ -46,12 +46,7 @@ class MediaPipeHandDetector:
     serialised: MediaPipe graphs are not re-entrant)."""
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
-        try:
-            import mediapipe as mp
-        except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
-            raise MissingDependencyError(
-                "hand landmarks need mediapipe==0.10.21 (`pip install mediapipe==0.10.21`)"
-            ) from exc
+        mp = import_mediapipe("hand landmarks")
         self._lock = threading.Lock()
         self._hands = mp.solutions.hands.Hands(
             static_image_mode=True,
@@ -99,27 +94,10 @@ class MediaPipeHandDetector:
         return found
 
     def _hand_in_box(self, image: np.ndarray, centre: np.ndarray, side: float):
-        import cv2
-
-        scale = _CROP / side
-        affine = np.array(
-            [
-                [scale, 0, _CROP / 2 - scale * centre[0]],
-                [0, scale, _CROP / 2 - scale * centre[1]],
-            ]
-        )
-        crop = cv2.warpAffine(
-            image,
-            affine,
-            (_CROP, _CROP),
-            flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        result = self._hands.process(crop)
+        crop_box = SquareCrop((float(centre[0]), float(centre[1])), side, _CROP)
+        result = self._hands.process(crop_box.warp(image))
         if not result.multi_hand_landmarks:
             return None
         lm = result.multi_hand_landmarks[0].landmark
         pts = np.array([[p.x, p.y] for p in lm], np.float64) * _CROP
-        pts[:, 0] = (pts[:, 0] - affine[0, 2]) / scale
-        pts[:, 1] = (pts[:, 1] - affine[1, 2]) / scale
-        return pts.astype(np.float32)
+        return crop_box.to_image(pts).astype(np.float32)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon3d.errors import MissingDependencyError, NoPersonFound
+from recon3d.errors import NoPersonFound
+from recon3d.keypoints._mediapipe import import_mediapipe
 
 NUM_POINTS = 33
 #: MediaPipe pose landmark names, in order.
@@ -89,16 +90,6 @@ class BodyLandmarks:
         return inside & (self.visibility > threshold)
 
 
-def _mediapipe():
-    try:
-        import mediapipe as mp
-    except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
-        raise MissingDependencyError(
-            "the body front end needs mediapipe==0.10.21 (`pip install mediapipe==0.10.21`)"
-        ) from exc
-    return mp
-
-
 class MediaPipePoseDetector:
     """Pose landmarks + segmentation of one person. Safe to share between threads (calls are
     serialised: MediaPipe graphs are not re-entrant).
@@ -110,7 +101,7 @@ class MediaPipePoseDetector:
     num_points = NUM_POINTS
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
-        mp = _mediapipe()
+        mp = import_mediapipe("the body front end")
         self._lock = threading.Lock()
         # model_complexity=1 is the only pose model bundled in the 0.10.21 wheel.
         self._pose = mp.solutions.pose.Pose(
