@@ -24,16 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _common
+from _common import BenchmarkError, fmt_bytes, machine_facts, peak_rss_bytes, verdict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = [
@@ -46,7 +46,6 @@ BAR_FIRST_CALL_S = 8.0
 BAR_WARM_TOTAL_S = 2.0
 BAR_PEAK_RSS_BYTES = 2.5e9  # 2.5 GB (decimal)
 
-CHILD_MARKER = "BENCH_JSON:"
 # Runs in a fresh interpreter; everything it reports goes to stdout on one marked line (MediaPipe
 # and TensorFlow Lite write their own noise to stderr).
 CHILD_CODE = """
@@ -73,13 +72,9 @@ print(MARKER + json.dumps({
     "exported_files": [p.name for p in paths],
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
 }), flush=True)
-""".replace("MARKER", repr(CHILD_MARKER))
+""".replace("MARKER", repr(_common.CHILD_MARKER))
 
 logger = logging.getLogger("bench_head")
-
-
-class BenchmarkError(RuntimeError):
-    """A measurement could not be taken (as opposed to a bar that was missed)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,78 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def peak_rss_bytes(who: int) -> int:
-    """Peak RSS in bytes (``ru_maxrss`` is KiB on Linux)."""
-    return resource.getrusage(who).ru_maxrss * 1024
-
-
-def fmt_bytes(n: float) -> str:
-    return f"{n / 2**20:,.0f} MiB ({n / 1e9:.2f} GB)"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def machine_facts() -> dict[str, Any]:
-    import numpy
-    import torch
-
-    import recon3d
-    from recon3d.render.backend import backend_name
-
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mediapipe_version = __import__("mediapipe").__version__
-    except Exception:  # noqa: BLE001 - only a fact for the report
-        mediapipe_version = "unavailable"
-    return {
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "mediapipe": mediapipe_version,
-        "recon3d": getattr(recon3d, "__version__", "unknown"),
-        "renderer": backend_name(),
-        "pyopengl_platform_env": os.environ.get("PYOPENGL_PLATFORM"),
-        "platform": platform.platform(),
-    }
-
-
 def run_fresh_process(photo: Path, timeout: float) -> dict[str, Any]:
     """Import + build + first reconstruct + export in a fresh interpreter."""
-    cmd = [sys.executable, "-c", CHILD_CODE, str(photo)]
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchmarkError(f"fresh-process run exceeded {timeout:.0f} s") from exc
-    wall = time.perf_counter() - start
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise BenchmarkError(
-            f"fresh-process run failed (exit {proc.returncode}):\n"
-            f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        )
-    report: dict[str, Any] = json.loads(lines[-1][len(CHILD_MARKER) :])
-    report["wall_s"] = wall
-    report["photo"] = str(photo)
-    # Max over all waited-for children; the fresh child is the only one so far.
-    report["peak_rss_children_bytes"] = peak_rss_bytes(resource.RUSAGE_CHILDREN)
-    return report
+    return _common.run_fresh_process(photo, timeout, CHILD_CODE)
 
 
 def one_run(pipe: Any, photo: Path, tmp: Path) -> tuple[dict[str, float], Any]:
