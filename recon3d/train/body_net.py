@@ -104,14 +104,9 @@ def prior_samples(bank_path: str, model: BodyModel, n: int, seed: int) -> torch.
     training clips) when a bank is given, else the pose generator's own random poses."""
     from recon3d.train.synthetic import random_pose
 
-    free = free_bone_indices(model)
-    if bank_path:
-        bank = np.load(bank_path)
-        rng = np.random.default_rng(seed)
-        poses = np.stack([random_pose(model, rng, bank) for _ in range(n)])[:, free]
-    else:
-        rng = np.random.default_rng(seed)
-        poses = np.stack([random_pose(model, rng) for _ in range(n)])[:, free]
+    bank = np.load(bank_path, allow_pickle=False) if bank_path else None
+    rng = np.random.default_rng(seed)
+    poses = np.stack([random_pose(model, rng, bank) for _ in range(n)])[:, free_bone_indices(model)]
     return axis_angle_to_matrix(torch.as_tensor(poses, dtype=torch.float32))
 
 
