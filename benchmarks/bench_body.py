@@ -24,9 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import resource
 import statistics
 import sys
 import tempfile
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import _common
-from _common import BenchmarkError, fmt_bytes, machine_facts, peak_rss_bytes, verdict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Full body in frame first; the two upper-body photos last (the fit stands their unseen legs).
@@ -213,180 +210,39 @@ def print_table(results: list[dict[str, Any]]) -> None:
     )
 
 
+def print_quality(results: list[dict[str, Any]]) -> None:
+    """Section 4 of the report: silhouette IoU, PCK and keypoint error per photo."""
+    print(f"4. Quality of the last warm run (recon3d.metrics, PCK at {PCK_THRESHOLD:g})")
+    for r in results:
+        q = r["quality"]
+        print(
+            f"   {r['name']:<16} silhouette IoU {q['silhouette_iou']:.3f}   "
+            f"PCK@{PCK_THRESHOLD:g} {q['pck']:.3f}   keypoint error "
+            f"{q['keypoint_error_px']:.1f} px ({100 * q['keypoint_error_torso_fraction']:.1f}"
+            f"% of torso)   height {q['height_m']:.2f} m"
+            + ("   [upper body]" if r["upper_body"] else "")
+        )
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the report; 0 unless a measurement failed."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    args = parse_args(argv)
-    photos: list[Path] = [p.resolve() for p in args.photos]
-    missing = [str(p) for p in photos if not p.is_file()]
-    if missing:
-        logger.error("photo(s) not found: %s", ", ".join(missing))
-        return 2
-
-    # 1. The fresh process first, while this one is idle and has imported nothing heavy.
-    logger.info("fresh process: import + first reconstruct + export of %s", photos[0].name)
-    try:
-        fresh = run_fresh_process(photos[0], args.child_timeout)
-    except BenchmarkError as exc:
-        logger.error("%s", exc)
-        return 1
-
-    # 2. Warm runs in this process.
     from recon3d.body_pipeline import BodyReconstructionPipeline
 
-    t = time.perf_counter()
-    pipe = BodyReconstructionPipeline.from_pretrained()
-    build_s = time.perf_counter() - t
-    with tempfile.TemporaryDirectory(prefix="bench_body_") as tmp:
-        t = time.perf_counter()
-        one_run(pipe, photos[0], Path(tmp))
-        warmup_s = time.perf_counter() - t
-    logger.info("pipeline built in %.3f s, warm-up call %.3f s", build_s, warmup_s)
-
-    results: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for photo in photos:
-        logger.info("warm runs: %s x %d", photo.name, args.repeats)
-        try:
-            results.append(bench_photo(pipe, photo, args.repeats))
-        except Exception as exc:  # noqa: BLE001 - report and go on with the other photos
-            logger.exception("%s failed", photo)
-            errors.append(f"{photo}: {type(exc).__name__}: {exc}")
-
-    # 3. Memory, 4. machine facts.
-    rss_self = peak_rss_bytes(resource.RUSAGE_SELF)
-    rss_child = int(fresh["peak_rss_bytes"])
-    facts = machine_facts()
-
-    # ---- report ----------------------------------------------------------------------------
-    print()
-    print("=" * 100)
-    print("recon3d full-body reconstruction benchmark")
-    print("=" * 100)
-    print(
-        f"machine : {facts['cpu_model']}; {facts['cpu_count']} CPUs "
-        f"({facts['cpus_usable']} usable); torch threads {facts['torch_threads']} "
-        f"(interop {facts['torch_interop_threads']})"
+    spec = _common.BenchSpec(
+        title="recon3d full-body reconstruction benchmark",
+        tmp_prefix="bench_body_",
+        child_code=CHILD_CODE,
+        build_pipeline=BodyReconstructionPipeline.from_pretrained,
+        one_run=one_run,
+        bench_photo=bench_photo,
+        print_table=print_table,
+        bar_first_call_s=BAR_FIRST_CALL_S,
+        bar_warm_total_s=BAR_WARM_TOTAL_S,
+        bar_peak_rss_bytes=BAR_PEAK_RSS_BYTES,
+        print_quality=print_quality,
     )
-    print(
-        f"software: python {facts['python']}, torch {facts['torch']}, numpy {facts['numpy']}, "
-        f"mediapipe {facts['mediapipe']}, recon3d {facts['recon3d']}"
-    )
-    print(
-        f"renderer: {facts['renderer']} (PYOPENGL_PLATFORM={facts['pyopengl_platform_env']}); "
-        f"{facts['platform']}"
-    )
-    print()
-    st = fresh["first_call_stages_s"]
-    print(f"1. First call in a fresh process ({Path(fresh['photo']).name})")
-    print(
-        f"   wall time, python start to exit : {fresh['wall_s']:7.3f} s   "
-        f"(import {fresh['import_s']:.3f} + build {fresh['build_s']:.3f} + first call "
-        f"{fresh['first_call_s']:.3f} + export {fresh['export_s']:.3f} + interpreter start/exit "
-        f"{fresh['wall_s'] - fresh['in_process_total_s']:.3f})"
-    )
-    print(
-        f"   first reconstruct call in-process: {fresh['first_call_s']:7.3f} s   ("
-        + ", ".join(f"{k} {v:.3f}" for k, v in st.items())
-        + ")"
-    )
-    print()
-    print(
-        f"2. Warm runs in this process: {args.repeats} repeats per photo after one warm-up call "
-        f"(build {build_s:.3f} s, warm-up {warmup_s:.3f} s)"
-    )
-    if results:
-        print_table(results)
-        mean_total = statistics.mean(r["median"]["total"] for r in results)
-        mean_ratio = statistics.mean(r["median"]["ratio"] for r in results)
-        print(
-            f"summary: mean total {mean_total:.3f} s over {len(results)} photos; "
-            f"mean total / front end ratio {mean_ratio:.2f}"
-        )
-    else:
-        mean_total = mean_ratio = float("nan")
-    for err in errors:
-        print(f"ERROR  {err}")
-    print()
-    print("3. Peak RSS")
-    print(f"   this process (ru_maxrss SELF)       : {fmt_bytes(rss_self)}")
-    print(f"   fresh child (its own ru_maxrss)     : {fmt_bytes(rss_child)}")
-    rss_children = fmt_bytes(fresh["peak_rss_children_bytes"])
-    print(f"   children (RUSAGE_CHILDREN after exit): {rss_children}")
-    print()
-    if results:
-        print(f"4. Quality of the last warm run (recon3d.metrics, PCK at {PCK_THRESHOLD:g})")
-        for r in results:
-            q = r["quality"]
-            print(
-                f"   {r['name']:<16} silhouette IoU {q['silhouette_iou']:.3f}   "
-                f"PCK@{PCK_THRESHOLD:g} {q['pck']:.3f}   keypoint error "
-                f"{q['keypoint_error_px']:.1f} px ({100 * q['keypoint_error_torso_fraction']:.1f}"
-                f"% of torso)   height {q['height_m']:.2f} m"
-                + ("   [upper body]" if r["upper_body"] else "")
-            )
-        print()
-
-    worst_total = max((r["median"]["total"] for r in results), default=float("nan"))
-    bars = {
-        "first_call_fresh_process": {
-            "bar": f"<= {BAR_FIRST_CALL_S:g} s (wall, incl. python start and imports)",
-            "value": fresh["wall_s"],
-            "pass": fresh["wall_s"] <= BAR_FIRST_CALL_S,
-        },
-        "warm_total_per_photo": {
-            "bar": f"<= {BAR_WARM_TOTAL_S:g} s per photo (median total, worst photo)",
-            "value": worst_total,
-            "pass": bool(results) and not errors and worst_total <= BAR_WARM_TOTAL_S,
-        },
-        "peak_rss": {
-            "bar": f"<= {BAR_PEAK_RSS_BYTES / 1e9:g} GB (max of this process and fresh child)",
-            "value": max(rss_self, rss_child),
-            "pass": max(rss_self, rss_child) <= BAR_PEAK_RSS_BYTES,
-        },
-    }
-    print("Bars")
-    print(
-        f"   {verdict(bars['first_call_fresh_process']['pass'])}  first call, fresh process "
-        f"{fresh['wall_s']:.3f} s {bars['first_call_fresh_process']['bar']}"
-    )
-    slow = [r["name"] for r in results if r["median"]["total"] > BAR_WARM_TOTAL_S]
-    print(
-        f"   {verdict(bars['warm_total_per_photo']['pass'])}  warm total, worst photo "
-        f"{worst_total:.3f} s {bars['warm_total_per_photo']['bar']}"
-        + (f"; over the bar: {', '.join(slow)}" if slow else "")
-        + (f"; {len(errors)} photo(s) failed" if errors else "")
-    )
-    print(
-        f"   {verdict(bars['peak_rss']['pass'])}  peak RSS "
-        f"{fmt_bytes(max(rss_self, rss_child))} {bars['peak_rss']['bar']}"
-    )
-
-    if args.json is not None:
-        payload = {
-            "machine": facts,
-            "photos": [str(p) for p in photos],
-            "repeats": args.repeats,
-            "fresh_process": fresh,
-            "warm": {
-                "build_s": build_s,
-                "warmup_s": warmup_s,
-                "photos": results,
-                "mean_total_s": mean_total,
-                "mean_ratio_total_to_front_end": mean_ratio,
-            },
-            "peak_rss_bytes": {
-                "self": rss_self,
-                "fresh_child": rss_child,
-                "children": fresh["peak_rss_children_bytes"],
-            },
-            "bars": bars,
-            "errors": errors,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        print(f"\nJSON written to {args.json}")
-    return 1 if errors else 0
+    return _common.run(parse_args(argv), spec)
 
 
 if __name__ == "__main__":
