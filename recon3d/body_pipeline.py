@@ -18,11 +18,12 @@ import torch
 from recon3d._progress import stages
 from recon3d.camera import Camera
 from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
-from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
+from recon3d.io import DEFAULT_MAX_PIXELS
 from recon3d.keypoints.base import FaceLandmarkDetector, FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.models.body_net import BodyRegressor, predict_fit
+from recon3d.pipeline import decoded
 from recon3d.reconstruction import Reconstruction
 from recon3d.skeleton import Skeleton
 from recon3d.texture.projection import project_texture
@@ -126,30 +127,29 @@ class BodyReconstructionPipeline:
 
     @property
     def detector(self) -> Any:
-        with self._detector_lock:
-            if self._detector is None:
-                from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
+        from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
 
-                self._detector = MediaPipePoseDetector()
-            return self._detector
+        return self._lazy("_detector", MediaPipePoseDetector)
 
     @property
     def face_detector(self) -> FaceLandmarkDetector:
-        with self._detector_lock:
-            if self._face_detector is None:
-                from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
+        from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
 
-                self._face_detector = MediaPipeFaceDetector()
-            return self._face_detector
+        return self._lazy("_face_detector", MediaPipeFaceDetector)
 
     @property
     def hand_detector(self) -> Any:
-        with self._detector_lock:
-            if self._hand_detector is None:
-                from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
+        from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
 
-                self._hand_detector = MediaPipeHandDetector()
-            return self._hand_detector
+        return self._lazy("_hand_detector", MediaPipeHandDetector)
+
+    def _lazy(self, attribute: str, factory: Any) -> Any:
+        """The detector in ``attribute``, built on first use (MediaPipe graphs cost ~0.3 s
+        each and tests of the geometry alone need none)."""
+        with self._detector_lock:
+            if getattr(self, attribute) is None:
+                setattr(self, attribute, factory())
+            return getattr(self, attribute)
 
     def person_face(self, image: np.ndarray, person: BodyLandmarks) -> FaceLandmarks | None:
         """The face mesh of ``person`` when the face is visible: the detected face whose box
@@ -197,7 +197,7 @@ class BodyReconstructionPipeline:
         timings: dict[str, float] = {}
         with stages(STAGES, progress) as stage:
             with stage("decode", timings):
-                loaded = _decoded(image, max_pixels)
+                loaded = decoded(image, max_pixels)
                 pixels = loaded.pixels
                 h, w = pixels.shape[:2]
                 camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
@@ -326,10 +326,3 @@ def _single_threaded() -> Iterator[None]:
             _THREADS_STATE["users"] -= 1
             if _THREADS_STATE["users"] == 0:
                 torch.set_num_threads(_THREADS_STATE["previous"])
-
-
-def _decoded(image: Any, max_pixels: int) -> LoadedImage:
-    """Decode ``image`` unless it already is a :class:`~recon3d.io.LoadedImage`."""
-    if isinstance(image, LoadedImage):
-        return image
-    return load_image_with_metadata(image, max_pixels=max_pixels)

@@ -102,7 +102,7 @@ class HeadReconstructionPipeline:
         timings: dict[str, float] = {}
         with stages(STAGES, progress) as stage:
             with stage("decode", timings):
-                loaded = _decoded(image, max_pixels)
+                loaded = decoded(image, max_pixels)
                 pixels = loaded.pixels
                 h, w = pixels.shape[:2]
                 camera = Camera.from_image_size(w, h, loaded.focal_length_35mm)
@@ -257,7 +257,7 @@ def reconstruct(
     return rec
 
 
-def _decoded(image: Any, max_pixels: int) -> LoadedImage:
+def decoded(image: Any, max_pixels: int) -> LoadedImage:
     """Decode ``image`` unless it already is a :class:`~recon3d.io.LoadedImage`."""
     if isinstance(image, LoadedImage):
         return image
