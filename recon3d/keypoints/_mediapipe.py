@@ -20,6 +20,18 @@ def import_mediapipe(purpose: str):
     return mp
 
 
+def detection_boxes(detections, width: int, height: int) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe face detections as ((4,) x0, y0, x1, y1 pixel box, score) pairs."""
+    out = []
+    for det in detections or []:
+        rel = det.location_data.relative_bounding_box
+        box = np.array(
+            [rel.xmin, rel.ymin, rel.xmin + rel.width, rel.ymin + rel.height], dtype=np.float64
+        ) * (width, height, width, height)
+        out.append((box, float(det.score[0])))
+    return out
+
+
 @dataclass(frozen=True)
 class SquareCrop:
     """An axis-aligned square of ``side`` image pixels around ``centre`` (x, y), resampled to

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from recon3d.keypoints._mediapipe import SquareCrop, import_mediapipe
+from recon3d.keypoints._mediapipe import SquareCrop, detection_boxes, import_mediapipe
 from recon3d.keypoints.base import FaceLandmarks
 
 NUM_POINTS = 478
@@ -52,24 +52,8 @@ class MediaPipeFaceDetector:
         """All faces found in an (H, W, 3) uint8 RGB image, largest first."""
         h, w = image.shape[:2]
         with self._lock:
-            found = self._detector.process(image).detections or []
-            boxes = []
-            for det in found[: self.max_faces]:
-                rel = det.location_data.relative_bounding_box
-                boxes.append(
-                    (
-                        np.array(
-                            [
-                                rel.xmin * w,
-                                rel.ymin * h,
-                                (rel.xmin + rel.width) * w,
-                                (rel.ymin + rel.height) * h,
-                            ],
-                            dtype=np.float64,
-                        ),
-                        float(det.score[0]),
-                    )
-                )
+            found = self._detector.process(image).detections
+            boxes = detection_boxes(found, w, h)[: self.max_faces]
             if not boxes:
                 # The detector misses some very large or tightly cropped faces that the mesh
                 # model (which has its own short-range detector) still finds on the whole image.

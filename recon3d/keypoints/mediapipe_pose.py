@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon3d.errors import NoPersonFound
-from recon3d.keypoints._mediapipe import import_mediapipe
+from recon3d.keypoints._mediapipe import detection_boxes, import_mediapipe
 
 NUM_POINTS = 33
 #: MediaPipe pose landmark names, in order.
@@ -147,19 +147,8 @@ class MediaPipePoseDetector:
 
     def _face_boxes(self, image: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
-        boxes = []
-        for det in self._faces.process(image).detections or []:
-            rel = det.location_data.relative_bounding_box
-            boxes.append(
-                np.array(
-                    [
-                        rel.xmin * w,
-                        rel.ymin * h,
-                        (rel.xmin + rel.width) * w,
-                        (rel.ymin + rel.height) * h,
-                    ]
-                )
-            )
+        found = self._faces.process(image).detections
+        boxes = [box for box, _ in detection_boxes(found, w, h)]
         boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
         return boxes
 
