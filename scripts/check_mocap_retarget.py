@@ -27,9 +27,9 @@ import torch  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recon3d.io.mocap import load_deepmimic, retarget_to_body  # noqa: E402
 from recon3d.models.body import BodyModel  # noqa: E402
 from recon3d.render.renderer import look_at_intrinsics, render_mesh  # noqa: E402
-from recon3d.train.mocap import load_deepmimic, retarget_to_body  # noqa: E402
 
 CLIPS = ("dance_a", "walk", "kick", "cartwheel")
 FRAMES_PER_CLIP = 6

@@ -22,8 +22,8 @@ TEST_CLIPS = ("dance_b", "kick", "spinkick", "crawl")
 
 
 def main(argv=None) -> int:
+    from recon3d.io.mocap import load_deepmimic, retarget_to_body
     from recon3d.models.body import BodyModel
-    from recon3d.train.mocap import load_deepmimic, retarget_to_body
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mocap", type=pathlib.Path, default=ROOT.parent / "shared/data/mocap")

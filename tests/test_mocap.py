@@ -1,4 +1,4 @@
-"""DeepMimic clip loading and retargeting onto the body model (recon3d.train.mocap)."""
+"""DeepMimic clip loading and retargeting onto the body model (recon3d.io.mocap)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from recon3d.errors import PoseFileError
-from recon3d.models.body import BodyModel
-from recon3d.train.mocap import (
+from recon3d.io.mocap import (
     BONE_MAP,
     FRAME_LENGTH,
     H_TO_B,
@@ -24,6 +23,7 @@ from recon3d.train.mocap import (
     read_humanoid_urdf,
     retarget_to_body,
 )
+from recon3d.models.body import BodyModel
 
 MOCAP = pathlib.Path(os.environ.get("RECON3D_MOCAP", "/work/shared/data/mocap"))
 CLIPS = (
@@ -289,3 +289,11 @@ def test_knees_and_elbows_never_bend_backwards(body: BodyModel, name: str) -> No
             forward,
         )
         assert elbow.min() > -0.03, f"wrist {elbow.min():.3f} m behind the {side} elbow line"
+
+
+def test_train_module_reexports_io_mocap() -> None:
+    import recon3d.io.mocap as io_mocap
+    import recon3d.train.mocap as train_mocap
+
+    for name in train_mocap.__all__:
+        assert getattr(train_mocap, name) is getattr(io_mocap, name)
