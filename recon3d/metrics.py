@@ -96,3 +96,47 @@ def face_region_psnr(rec: Reconstruction) -> float:
     mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
     mse = np.mean((rendered[mask].astype(np.float64) - photo[mask].astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray, *, sigma: float = 1.5) -> np.ndarray:
+    """Per-pixel structural similarity (Wang et al. 2004, Gaussian window, K1=0.01, K2=0.03) of
+    two (H, W) or (H, W, C) images in [0, 255]; channels are averaged. Returns (H, W) float64."""
+    import cv2
+
+    if a.shape != b.shape:
+        raise ValueError(f"expected images of equal shape, got {a.shape} and {b.shape}")
+    x = np.asarray(a, np.float64)
+    y = np.asarray(b, np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(img: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cxy = blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(-1) if s.ndim == 3 else s
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean SSIM of two images in [0, 255] (see :func:`ssim_map`), over ``mask`` (H, W) bool
+    when given."""
+    s = ssim_map(a, b)
+    if mask is None:
+        return float(s.mean())
+    if not mask.any():
+        raise ValueError("the SSIM mask selects no pixel")
+    return float(s[mask].mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR (dB) of two images in [0, 255], over ``mask`` (H, W) bool when given."""
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if mask is not None:
+        if not mask.any():
+            raise ValueError("the PSNR mask selects no pixel")
+        diff = diff[mask]
+    mse = float(np.mean(diff**2))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
