@@ -21,6 +21,7 @@ __all__ = [
     "ExportError",
     "RendererUnavailableError",
     "MissingDependencyError",
+    "UnsupportedTargetError",
 ]
 
 
@@ -70,3 +71,8 @@ class RendererUnavailableError(Recon3dError, RuntimeError):
 
 class MissingDependencyError(Recon3dError, ImportError):
     """An optional dependency needed by the requested feature is not installed."""
+
+
+class UnsupportedTargetError(Recon3dError, ValueError):
+    """The operation needs another kind of reconstruction (re-posing needs a body, not a
+    head)."""
