@@ -175,3 +175,76 @@ def look_at_intrinsics(width: int, height: int, fov_deg: float = 20.0) -> np.nda
     return np.array(
         [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64
     )
+
+
+class TexturedMeshRenderer:
+    """Renders one textured mesh of fixed topology many times with new vertex positions (a
+    posed body, frame after frame), unlit like :func:`render_mesh`'s texture path.
+
+    :func:`render_mesh` rebuilds a trimesh, its normals and the GL texture on every call
+    (~0.1 s for a body mesh with a 1024² texture); here the texture and the material are built
+    once (the texture stays on the GPU while no other texture is rendered in between) and a
+    frame only uploads positions, about 5x faster.
+
+    Args:
+        faces: (F, 3) vertex indices.
+        uv: (V, 2) per-vertex texture coordinates (origin bottom-left).
+        texture: (T, T, 3) uint8 RGB texture.
+    """
+
+    def __init__(self, faces: np.ndarray, uv: np.ndarray, texture: np.ndarray) -> None:
+        pyrender = import_pyrender()
+        self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
+        self.uv = np.ascontiguousarray(uv, dtype=np.float32)
+        source = np.ascontiguousarray(texture[..., :3], dtype=np.uint8)
+        sampler = pyrender.Sampler(minFilter=0x2601, magFilter=0x2601)  # GL_LINEAR both
+        self._material = pyrender.MetallicRoughnessMaterial(
+            baseColorTexture=pyrender.Texture(
+                source=source, source_channels="RGB", sampler=sampler
+            ),
+            baseColorFactor=np.ones(4),
+            metallicFactor=0.0,
+            roughnessFactor=1.0,
+        )
+
+    def render(
+        self,
+        vertices: np.ndarray,
+        K: np.ndarray,
+        size: tuple[int, int],
+        *,
+        background: tuple[int, int, int] = (255, 255, 255),
+    ) -> RenderOutput:
+        """Render (V, 3) camera-frame ``vertices`` (metres) with intrinsics ``K`` (3, 3) into an
+        image of ``size`` (width, height)."""
+        pyrender = import_pyrender()
+        width, height = int(size[0]), int(size[1])
+        vertices = np.asarray(vertices, dtype=np.float32)
+        z = vertices[:, 2]
+        z_front = z[z > 1e-6]
+        znear = max(float(z_front.min()) * 0.5, 1e-3) if z_front.size else 0.01
+        zfar = float(max(z.max(), znear) * 2.0 + 1.0)
+        primitive = pyrender.Primitive(
+            positions=vertices,
+            texcoord_0=self.uv,
+            indices=self.faces,
+            material=self._material,
+        )
+        scene = pyrender.Scene(
+            bg_color=np.array([*background, 0], dtype=np.float32) / 255.0,
+            ambient_light=np.ones(3),
+        )
+        scene.add(pyrender.Mesh(primitives=[primitive]))
+        scene.add(_gl_camera(K, width, height, znear, zfar), pose=_CV_TO_GL)
+        flags = pyrender.RenderFlags.SKIP_CULL_FACES | pyrender.RenderFlags.FLAT
+        with _LOCK:
+            renderer = _renderer(width, height)
+            try:
+                color, depth = renderer.render(scene, flags=flags)
+            except Exception as exc:  # OpenGL/EGL/OSMesa raise their own error types
+                raise RendererUnavailableError(f"offscreen rendering failed: {exc}") from exc
+            finally:
+                _release_context(renderer)
+        return RenderOutput(
+            color=np.ascontiguousarray(color[..., :3]), depth=depth.astype(np.float32)
+        )
