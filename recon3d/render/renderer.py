@@ -197,7 +197,8 @@ class TexturedMeshRenderer:
         self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
         self.uv = np.ascontiguousarray(uv, dtype=np.float32)
         source = np.ascontiguousarray(texture[..., :3], dtype=np.uint8)
-        sampler = pyrender.Sampler(minFilter=0x2601, magFilter=0x2601)  # GL_LINEAR both
+        # Trilinear minification (mipmaps) and linear magnification.
+        sampler = pyrender.Sampler(minFilter=0x2703, magFilter=0x2601)
         self._material = pyrender.MetallicRoughnessMaterial(
             baseColorTexture=pyrender.Texture(
                 source=source, source_channels="RGB", sampler=sampler
