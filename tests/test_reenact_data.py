@@ -176,7 +176,7 @@ def test_video_frames_on_a_real_video():
     for (x0, y0, x1, y1), face, conf in zip(
         fs.face_boxes, fs.poses.face, fs.poses.face_confidence, strict=True
     ):
-        assert x1 - x0 == y1 - y0 >= 16 and 0 <= x0 and x1 <= 128 and 0 <= y0 and y1 <= 128
+        assert x1 - x0 == y1 - y0 >= 8 and 0 <= x0 and x1 <= 128 and 0 <= y0 and y1 <= 128
         inner = face[conf > 0.5]
         centre = inner.mean(0)
         assert x0 <= centre[0] <= x1 and y0 <= centre[1] <= y1

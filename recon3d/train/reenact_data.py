@@ -79,8 +79,6 @@ CAMERA_HEIGHT = 0.95
 DEPTH_RANGE = (3.0, 4.5)
 #: Largest sideways offset of the person, metres.
 LATERAL = 0.3
-#: Radius of the square face box around the head centre, metres.
-HEAD_RADIUS = 0.14
 #: Texture side used for rendering (the model's 2048² texture is downsampled once).
 TEXTURE_SIDE = 1024
 
@@ -105,7 +103,9 @@ class FrameSet:
         frames: (N, H, W, 3) uint8 ground-truth frames.
         poses: N frames of keypoints for those frames (what the pose maps are drawn from).
         sequence: (N,) int sequence id; consecutive frames with equal id are temporally adjacent.
-        face_boxes: (N, 4) int x0, y0, x1, y1 square face crop per frame, inside the frame.
+        face_boxes: (N, 4) int x0, y0, x1, y1 square face crop per frame, inside the frame
+            (:func:`recon3d.reenact.face.face_boxes` of ``poses``: the crop the reposer's
+            FaceGAN uses at render time).
     """
 
     frames: np.ndarray
@@ -409,6 +409,7 @@ def _render_sequences(
     from tqdm.auto import tqdm
 
     from recon3d.models.landmarks import interpolate_surface
+    from recon3d.reenact.face import face_boxes
     from recon3d.reenact.poses import face68_from_mediapipe478
     from recon3d.render.renderer import TexturedMeshRenderer
 
@@ -426,7 +427,6 @@ def _render_sequences(
     face_conf = np.zeros((total, 68), np.float32)
     hands = np.zeros((total, 2, 21, 2), np.float32)
     hands_conf = np.zeros((total, 2, 21), np.float32)
-    boxes = np.zeros((total, 4), np.int64)
     sequence_id = np.zeros(total, np.int64)
     index = 0
     with tqdm(total=total, desc="render reposed", unit="frame", disable=not progress) as bar:
@@ -469,7 +469,6 @@ def _render_sequences(
                     face_conf[index],
                     hands[index],
                     hands_conf[index],
-                    boxes[index],
                 ) = keypoints
                 sequence_id[index] = seq
                 index += 1
@@ -484,7 +483,7 @@ def _render_sequences(
         image_size=(size, size),
         fps=FPS,
     )
-    return FrameSet(frames, poses, sequence_id, boxes)
+    return FrameSet(frames, poses, sequence_id, face_boxes(poses))
 
 
 def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -508,7 +507,7 @@ def _depth_visible(
 
 
 def _frame_keypoints(body, verts, joints, coco, K, ss, depth, size, surface, face68):
-    """BODY18, face-68 and hand keypoints (pixels) with confidences and the face box."""
+    """BODY18, face-68 and hand keypoints (pixels) with their confidences."""
     inside = lambda p: (p[:, 0] >= 0) & (p[:, 0] < size) & (p[:, 1] >= 0) & (p[:, 1] < size)  # noqa: E731
     points18 = np.array(
         [coco[i] if i >= 0 else 0.5 * (coco[5] + coco[6]) for i in _BODY18_FROM_COCO17]
@@ -539,12 +538,6 @@ def _frame_keypoints(body, verts, joints, coco, K, ss, depth, size, surface, fac
             hand3[s, 4 + 4 * f] = verts[body.hand_tips[s, f]]
     h2 = _project(hand3.reshape(-1, 3), K)
     hconf = _depth_visible(hand3.reshape(-1, 3), h2, depth, ss, _HAND_DEPTH_TOLERANCE)
-    # Face box: a square around the head's centre, projected radius HEAD_RADIUS.
-    c2 = _project(centre[None], K)[0]
-    side = int(round(min(2 * HEAD_RADIUS * K[0, 0] / max(centre[2], 1e-6), size)))
-    side = max(side, 4)
-    x0 = int(np.clip(round(c2[0] - side / 2), 0, size - side))
-    y0 = int(np.clip(round(c2[1] - side / 2), 0, size - side))
     return (
         b18,
         conf18,
@@ -552,7 +545,6 @@ def _frame_keypoints(body, verts, joints, coco, K, ss, depth, size, surface, fac
         fconf,
         h2.reshape(2, 21, 2),
         hconf.reshape(2, 21).astype(np.float32),
-        np.array([x0, y0, x0 + side, y0 + side]),
     )
 
 
@@ -577,8 +569,7 @@ def video_frames(
             side with black.
         fps: frame rate of a frame iterable (a file's own rate is used for paths; default 30).
     Returns:
-        :class:`FrameSet` with one sequence (id 0); face boxes from the detected face points
-        (or, without a face, the head's body keypoints; else the previous frame's box).
+        :class:`FrameSet` with one sequence (id 0).
     Raises:
         InvalidImageError: the video cannot be read.
     """
@@ -586,6 +577,7 @@ def video_frames(
 
     import cv2
 
+    from recon3d.reenact.face import face_boxes
     from recon3d.reenact.poses import detect_poses
 
     if fit not in ("crop", "pad"):
@@ -605,8 +597,7 @@ def video_frames(
         raise ValueError("no frames in the requested range")
     stack = np.stack(frames)
     poses = detect_poses(list(stack), fps=fps, progress=progress)
-    boxes = _face_boxes_from_keypoints(poses, size)
-    return FrameSet(stack, poses, np.zeros(len(stack), np.int64), boxes)
+    return FrameSet(stack, poses, np.zeros(len(stack), np.int64), face_boxes(poses))
 
 
 def _square(frame: np.ndarray, size: int, fit: str, cv2) -> np.ndarray:
@@ -624,40 +615,3 @@ def _square(frame: np.ndarray, size: int, fit: str, cv2) -> np.ndarray:
     return cv2.resize(
         np.ascontiguousarray(square[..., :3]), (size, size), interpolation=interpolation
     )
-
-
-def _face_boxes_from_keypoints(poses: PoseSequence, size: int) -> np.ndarray:
-    """(N, 4) square face boxes: around the confident face points (1.4 x their larger extent,
-    centred a little above their middle, for the forehead), else around the confident head
-    points of the body (nose, eyes, ears; 2.5 x their extent), else the previous frame's box
-    (or a centred quarter of the frame)."""
-    n = len(poses)
-    boxes = np.zeros((n, 4), np.int64)
-    previous = None
-    for i in range(n):
-        box = None
-        if poses.face is not None and poses.face_confidence is not None:
-            seen = poses.face_confidence[i] > 0.5
-            if seen.sum() >= 10:
-                pts = poses.face[i][seen]
-                lo, hi = pts.min(0), pts.max(0)
-                side = 1.4 * float(max(hi - lo))
-                cx, cy = 0.5 * (lo + hi)
-                box = (cx, cy - 0.1 * side, side)
-        if box is None:
-            head = [_NOSE, _R_EYE, _L_EYE, _R_EAR, _L_EAR]
-            seen = poses.body_confidence[i, head] > 0.5
-            if seen.sum() >= 2:
-                pts = poses.body[i, head][seen]
-                extent = float(max(pts.max(0) - pts.min(0)))
-                cx, cy = pts.mean(0)
-                box = (cx, cy, max(2.5 * extent, 0.08 * size))
-        if box is None:
-            box = previous if previous is not None else (size / 2, size / 2, size / 4)
-        previous = box
-        cx, cy, side = box
-        side_px = int(round(min(max(side, 4.0), size)))
-        x0 = int(np.clip(round(cx - side_px / 2), 0, size - side_px))
-        y0 = int(np.clip(round(cy - side_px / 2), 0, size - side_px))
-        boxes[i] = (x0, y0, x0 + side_px, y0 + side_px)
-    return boxes
