@@ -1,5 +1,5 @@
-"""Command line: ``recon3d reconstruct PHOTO -o head.obj``, ``recon3d batch IN_DIR -o OUT_DIR``
-and ``recon3d info``."""
+"""Command line: ``recon3d reconstruct PHOTO -o head.obj``, ``recon3d batch IN_DIR -o OUT_DIR``,
+``recon3d repose --person PHOTO --driving VIDEO -o out.mp4`` and ``recon3d info``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,70 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         )
         for path in written:
             print(f"  wrote {path}")
+    return 0
+
+
+def _cmd_repose(args: argparse.Namespace) -> int:
+    from recon3d.errors import (
+        InvalidImageError,
+        NoPersonFound,
+        PoseFileError,
+        Recon3dError,
+        UnsupportedTargetError,
+    )
+    from recon3d.exchange import atomic
+
+    out = pathlib.Path(args.output)
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        print(f"error: output must end with .mp4 or .gif: {out}", file=sys.stderr)
+        return EXIT_USAGE
+    # Output paths are checked before minutes of work, and written only when complete.
+    try:
+        atomic.check_target(out)
+        if args.save_reposer:
+            if not args.save_reposer.endswith(".safetensors"):
+                print("error: --save-reposer must end with .safetensors", file=sys.stderr)
+                return EXIT_USAGE
+            atomic.check_target(args.save_reposer)
+    except Recon3dError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = not args.quiet
+    try:
+        from recon3d.io.video import write_video
+        from recon3d.reenact.poses import load_driving
+        from recon3d.reenact.reposer import Reposer
+
+        poses = load_driving(args.driving, progress=progress)
+        person = pathlib.Path(args.person)
+        if person.suffix == ".safetensors":
+            reposer = Reposer.load(person, device=args.device)
+        else:
+            from recon3d.pipeline import reconstruct
+
+            rec = reconstruct(person, target="body", progress=progress)
+            reposer = Reposer.fit(
+                rec,
+                size=args.size,
+                steps=args.steps,
+                face_steps=args.face_steps,
+                perceptual_weights=args.perceptual_weights,
+                device=args.device,
+                seed=args.seed,
+                progress=progress,
+            )
+            if args.save_reposer:
+                reposer.save(args.save_reposer)
+        frames = reposer.render(poses, normalize=not args.no_normalize, progress=progress)
+        written = write_video(out, frames, poses.fps)
+    except (InvalidImageError, NoPersonFound, PoseFileError, UnsupportedTargetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Recon3dError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    if not args.quiet:
+        print(f"wrote {written} ({len(poses)} frames at {poses.fps:g} fps)")
     return 0
 
 
@@ -243,6 +307,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="only the final report")
     batch.set_defaults(func=_cmd_batch)
+
+    rep = sub.add_parser(
+        "repose",
+        help="re-render a person in the poses of a driving video or clip",
+        description=(
+            "Re-render PERSON (a photo, from which a body reconstruction and a person-specific "
+            "renderer are trained: slow on a CPU; or a reposer saved with --save-reposer) in "
+            "the poses of DRIVING (a video, a folder of OpenPose JSON files, a DeepMimic .txt "
+            "clip). Exit status: 0 done, 2 usage, 3 unusable input, 4 other failures."
+        ),
+    )
+    rep.add_argument("--person", required=True, help="photo.jpg or reposer.safetensors")
+    rep.add_argument(
+        "--driving", required=True, help="video, OpenPose JSON folder or DeepMimic clip"
+    )
+    rep.add_argument("-o", "--output", required=True, help="output video: .mp4 or .gif")
+    rep.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
+    rep.add_argument("--steps", type=int, default=2000, help="training steps of the body generator")
+    rep.add_argument("--face-steps", type=int, default=500, help="training steps of the FaceGAN")
+    rep.add_argument(
+        "--perceptual-weights",
+        metavar="PTH",
+        help="torchvision's mobilenet_v2-b0353104.pth for the perceptual loss "
+        "(default: $RECON3D_PERCEPTUAL_WEIGHTS)",
+    )
+    rep.add_argument("--save-reposer", metavar="PATH", help="save the trained reposer here")
+    rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument(
+        "--no-normalize", action="store_true", help="skip the global pose normalisation"
+    )
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    rep.set_defaults(func=_cmd_repose)
 
     info = sub.add_parser("info", help="versions, weights found, renderer backend")
     info.set_defaults(func=_cmd_info)

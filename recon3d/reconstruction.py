@@ -133,6 +133,40 @@ class Reconstruction:
 
         return export_mesh(self.to_trimesh(), path)
 
+    # -- re-posing ------------------------------------------------------------------------
+    def repose(
+        self, driving, *, reposer=None, normalize: bool = True, progress: bool = True, **fit_kwargs
+    ) -> list[np.ndarray]:
+        """Frames of this person moving like the driving poses ("Everybody Dance Now").
+
+        Args:
+            driving: a video path, OpenPose JSON files, a DeepMimic clip, body-model pose
+                parameters or a :class:`~recon3d.reenact.poses.PoseSequence` (see
+                :func:`recon3d.reenact.poses.load_driving`).
+            reposer: a trained :class:`~recon3d.reenact.reposer.Reposer` for this person;
+                None trains one first (:meth:`Reposer.fit` on renders of this reconstruction
+                in many poses, with ``fit_kwargs``; minutes to hours on a CPU).
+            normalize: the paper's global pose normalisation of the driving poses.
+            progress: progress bars.
+        Returns:
+            (size, size, 3) uint8 RGB frames, one per driving frame.
+        Raises:
+            UnsupportedTargetError: a head reconstruction (re-posing needs the body).
+        """
+        from recon3d.errors import UnsupportedTargetError
+        from recon3d.reenact.reposer import Reposer
+
+        if self.target != "body":
+            raise UnsupportedTargetError(
+                f"re-posing needs a body reconstruction, this one is a {self.target} "
+                "(reconstruct with target='body')"
+            )
+        if reposer is None:
+            reposer = Reposer.fit(self, progress=progress, **fit_kwargs)
+        elif fit_kwargs:
+            raise TypeError(f"fit options {sorted(fit_kwargs)} given with a trained reposer")
+        return list(reposer.render(driving, normalize=normalize, progress=progress))
+
     # -- pictures -------------------------------------------------------------------------
     def render(
         self,

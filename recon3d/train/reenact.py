@@ -237,8 +237,17 @@ def prepare_data(frame_set, size: int) -> TrainingData:
         pose_maps=torch.from_numpy(maps).permute(0, 3, 1, 2).contiguous(),
         boxes=torch.from_numpy(face_boxes(poses, size=(size, size))),
         pairs=torch.from_numpy(pairs.astype(np.int64)),
-        stats=ankle_stats(poses),
+        stats=_stats(poses, ankle_stats),
     )
+
+
+def _stats(poses, ankle_stats):
+    """The target's ankle statistics, or None for frames without full bodies."""
+    try:
+        return ankle_stats(poses)
+    except ValueError as exc:
+        log.warning("no ankle statistics for these frames (%s): poses will not be normalised", exc)
+        return None
 
 
 def _to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -334,6 +343,8 @@ def train_reposer(
     history: list[dict[str, float]] = []
     start = 0
     ckpt = pathlib.Path(checkpoint_dir) / "checkpoint.safetensors" if checkpoint_dir else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.exists():
         start, history = _load_checkpoint(ckpt, nets, opts, sampler, renderer, config)
         log.info("resumed from step %d", start)
@@ -444,11 +455,11 @@ def _body_step(G, D, opts, data, index, renderer, config, p_loss, device) -> dic
     with torch.no_grad():
         l1 = sum(F.l1_loss(f, r) for f, r in zip(fake, real, strict=True)) / len(fake)
     return {
-        "g_gan": float(loss_gan),
-        "g_fm": float(loss_fm),
-        "g_perceptual": float(loss_p),
-        "d": float(loss_d),
-        "l1": float(l1),
+        "g_gan": loss_gan.item(),
+        "g_fm": loss_fm.item(),
+        "g_perceptual": loss_p.item(),
+        "d": loss_d.item(),
+        "l1": l1.item(),
     }
 
 
@@ -484,11 +495,11 @@ def _face_step(G, FG, DF, opts, data, index, renderer, config, p_loss, device) -
         l1 = F.l1_loss(refined, real_crop)
         l1_body = F.l1_loss(body_crop, real_crop)
     return {
-        "face_gan": float(loss_gan),
-        "face_perceptual": float(loss_p),
-        "face_d": float(loss_d),
-        "face_l1": float(l1),
-        "face_l1_body": float(l1_body),
+        "face_gan": loss_gan.item(),
+        "face_perceptual": loss_p.item(),
+        "face_d": loss_d.item(),
+        "face_l1": l1.item(),
+        "face_l1_body": l1_body.item(),
     }
 
 
