@@ -140,3 +140,63 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
         diff = diff[mask]
     mse = float(np.mean(diff**2))
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+# -- re-rendering (the "Everybody Dance Now" tables) -------------------------------------------
+#: Parts of a pose sequence the pose distance is split into.
+POSE_PARTS = ("body", "face", "hands")
+
+
+def pose_distance(detected, driving, *, threshold: float = 0.5) -> dict[str, dict[str, float]]:
+    """Keypoints detected on generated frames against the driving keypoints, per part.
+
+    Args:
+        detected, driving: :class:`recon3d.reenact.poses.PoseSequence` of the same length and
+            image size (``body`` (T, 18, 2), ``face`` (T, 68, 2), ``hands`` (T, 2, 21, 2) with
+            confidences).
+        threshold: a keypoint counts when its confidence is above this.
+    Returns:
+        ``{part: {"distance_px", "detection_rate", "points"}}`` for ``body``, ``face`` and
+        ``hands``: mean pixel distance over the points confident in both, the share of the
+        driving's confident points that the detector also finds, and how many driving points
+        count (``nan`` distance / rate where there are none).
+    """
+    if len(detected) != len(driving) or tuple(detected.image_size) != tuple(driving.image_size):
+        raise ValueError("detected and driving poses must have the same length and image size")
+    out: dict[str, dict[str, float]] = {}
+    for part in POSE_PARTS:
+        ref, ref_conf = getattr(driving, part), getattr(driving, f"{part}_confidence")
+        if ref is None:
+            out[part] = {"distance_px": float("nan"), "detection_rate": float("nan"), "points": 0}
+            continue
+        want = np.asarray(ref_conf) > threshold
+        det, det_conf = getattr(detected, part), getattr(detected, f"{part}_confidence")
+        got = want & (np.asarray(det_conf) > threshold) if det is not None else want & False
+        distance = (
+            float(np.linalg.norm(np.asarray(det)[got] - np.asarray(ref)[got], axis=-1).mean())
+            if got.any()
+            else float("nan")
+        )
+        rate = float(got.sum() / want.sum()) if want.any() else float("nan")
+        out[part] = {"distance_px": distance, "detection_rate": rate, "points": int(want.sum())}
+    return out
+
+
+def temporal_flicker(frames: np.ndarray, sequence: np.ndarray | None = None) -> float:
+    """Mean absolute difference (0-255 units, over pixels and channels) between consecutive
+    frames of (N, H, W, 3) ``frames``, over the pairs in the same ``sequence`` (N,) id (all
+    pairs when None). Compare generated frames with their ground truth: the excess is flicker.
+    """
+    frames = np.asarray(frames)
+    if len(frames) < 2:
+        raise ValueError("temporal flicker needs at least two frames")
+    pairs = np.arange(1, len(frames))
+    if sequence is not None:
+        sequence = np.asarray(sequence)
+        pairs = pairs[sequence[1:] == sequence[:-1]]
+        if not pairs.size:
+            raise ValueError("no two consecutive frames share a sequence id")
+    total = 0.0
+    for i in pairs:
+        total += float(np.abs(frames[i].astype(np.int16) - frames[i - 1].astype(np.int16)).mean())
+    return total / len(pairs)
