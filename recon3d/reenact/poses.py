@@ -336,10 +336,10 @@ def _smoothed(poses: PoseSequence, sigma_seconds: float | None) -> PoseSequence:
 class _Detectors:
     """The existing MediaPipe front ends (pose, face mesh, hands), created once per call."""
 
-    def __init__(self, face: bool, hands: bool) -> None:
+    def __init__(self, face: bool, hands: bool, tracking: bool = True) -> None:
         from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
 
-        self.pose = MediaPipePoseDetector()
+        self.pose = MediaPipePoseDetector(video=tracking)
         self.face = None
         self.hands = None
         if face:
@@ -414,6 +414,7 @@ def detect_poses(
     progress: bool = True,
     face: bool = True,
     hands: bool = True,
+    tracking: bool = True,
 ) -> PoseSequence:
     """Keypoints of the most prominent person in each frame, smoothed over time.
 
@@ -429,6 +430,10 @@ def detect_poses(
         smoothing: Gaussian sigma in seconds of :func:`smooth_keypoints` (None or 0: raw).
         progress: show a progress bar.
         face, hands: also detect the face / the hands (otherwise those fields are None).
+        tracking: the frames are consecutive frames of one video: the pose runs in MediaPipe's
+            video mode (the person is tracked from frame to frame, about 40 % faster; see
+            :class:`~recon3d.keypoints.mediapipe_pose.MediaPipePoseDetector`). False treats
+            every frame as an unrelated photo.
     Returns:
         A :class:`PoseSequence` in the frames' pixels.
     Raises:
@@ -439,7 +444,7 @@ def detect_poses(
 
     from recon3d.errors import InvalidImageError
 
-    det = _Detectors(face=face, hands=hands)
+    det = _Detectors(face=face, hands=hands, tracking=tracking)
     rows: list[dict[str, np.ndarray]] = []
     size = None
     try:
