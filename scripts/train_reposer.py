@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-temporal", action="store_true", help="pix2pixHD alone")
     parser.add_argument("--no-face", action="store_true", help="no FaceGAN")
     parser.add_argument("--ngf", type=int, default=16)
-    parser.add_argument("--n-blocks", type=int, default=4)
+    parser.add_argument("--n-blocks", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument(
@@ -48,6 +48,12 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--time-limit", type=float, default=0.0, help="wall-time budget per stage, seconds"
+    )
+    parser.add_argument(
+        "--without-face-out", help="also save the reposer without its FaceGAN (.safetensors)"
+    )
     parser.add_argument(
         "--data-options", default="{}", help="JSON keyword arguments for the frame-set builder"
     )
@@ -93,11 +99,14 @@ def main(argv=None) -> int:
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        time_limit=args.time_limit,
         data_options=options,
     )
     if rank == 0:
         path = reposer.save(args.out)
         logging.info("saved %s (%s)", path, json.dumps(reposer.info))
+        if args.without_face_out:
+            reposer.without_face().save(args.without_face_out)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch
 

@@ -250,6 +250,14 @@ def test_checkpoint_resume_continues_exactly(tmp_path) -> None:
     assert straight.history == resumed.history
 
 
+def test_time_limit_ends_each_stage(tmp_path) -> None:
+    result = _train(tmp_path, steps=500, face_steps=500, time_limit=0.3)
+    steps = [h["step"] for h in result.history]
+    assert 0 < len(steps) < 1000
+    assert any(s < 500 for s in steps) and any(s >= 500 for s in steps)
+    assert (tmp_path / "checkpoint.safetensors").exists()
+
+
 def test_temporal_training_needs_consecutive_frames() -> None:
     data = prepare_data(_frame_set(n=3, sequences=3), 32)
     with pytest.raises(ValueError, match="consecutive"):
@@ -333,6 +341,9 @@ def test_fit_on_a_frame_set(tmp_path) -> None:
     assert set(reposer.info["final_losses"]) >= {"l1", "face_l1"}
     frames = list(reposer.render(_poses(2, 32), progress=False))
     assert len(frames) == 2
+    body_only = reposer.without_face()
+    assert body_only.face_generator is None and not body_only.config.face
+    assert len(list(body_only.render(_poses(2, 32), progress=False))) == 2
 
 
 def test_repose_needs_a_body_reconstruction() -> None:

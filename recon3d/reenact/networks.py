@@ -5,11 +5,13 @@ frame, and the FaceGAN residual generator for the face crop.
 Plain ``nn.Module`` s: no I/O, no device logic. Images are (B, 3, H, W) float tensors in
 [-1, 1]; pose maps are drawn RGB skeletons scaled the same way.
 
-Width: pix2pixHD uses ``ngf=64`` and 9 residual blocks (about 180 GFLOPs per 256x256 frame);
-the defaults here (``ngf=16``, 4 blocks at 1/8 resolution, about 1.3 GMAC) are what reaches
-8 frames/s at 256x256 on a 2-core CPU. The price is capacity: a 16-wide generator reproduces a
-person's colours, silhouette and coarse clothing, but fine texture (cloth folds, facial detail)
-comes out blurred. ``ngf`` is a parameter for users with a GPU or more time.
+Width: pix2pixHD's global generator (``ngf=64``, 4 downsamplings, 9 residual blocks) costs
+55 GMAC per 256x256 frame and has 182 M parameters; the defaults here (``ngf=16``, 3
+downsamplings, 6 residual blocks at 1/8 resolution) cost 2.7 GMAC and 2.0 M parameters, which is
+what a 2-core CPU can run at about 8 frames/s at 256x256 (see docs/reenactment.md for the
+measurement). The price is capacity: a 16-wide generator reproduces a person's colours,
+silhouette and coarse clothing, but fine texture (cloth folds, facial detail) comes out blurred.
+``ngf`` is a parameter for users with a GPU or more time.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class RendererConfig:
     size: int = 256
     ngf: int = 16
     n_downsample: int = 3
-    n_blocks: int = 4
+    n_blocks: int = 6
     temporal: bool = True
     local_enhancer: bool | None = None
     n_blocks_local: int = 2
@@ -118,7 +120,7 @@ class GlobalGenerator(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, ngf: int = 16, n_downsample: int = 3, n_blocks: int = 4
+        self, in_channels: int, ngf: int = 16, n_downsample: int = 3, n_blocks: int = 6
     ) -> None:
         super().__init__()
         self.n_downsample = n_downsample
@@ -163,7 +165,7 @@ class LocalEnhancer(nn.Module):
         in_channels: int,
         ngf: int = 16,
         n_downsample: int = 3,
-        n_blocks: int = 4,
+        n_blocks: int = 6,
         n_blocks_local: int = 2,
     ) -> None:
         super().__init__()

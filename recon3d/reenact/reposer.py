@@ -104,7 +104,7 @@ class Reposer:
         temporal: bool = True,
         face: bool = True,
         ngf: int = 16,
-        n_blocks: int = 4,
+        n_blocks: int = 6,
         batch_size: int = 1,
         learning_rate: float = 2e-4,
         perceptual_weights: str | os.PathLike | None = None,
@@ -114,6 +114,7 @@ class Reposer:
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = False,
         checkpoint_every: int = 200,
+        time_limit: float = 0.0,
         data_options: dict[str, Any] | None = None,
     ) -> Reposer:
         """Train a reposer for one person.
@@ -140,6 +141,8 @@ class Reposer:
             progress: progress bars.
             checkpoint_dir: write checkpoints there (every ``checkpoint_every`` steps);
                 ``resume=True`` continues from the one found there.
+            time_limit: wall-time budget per training stage in seconds (0: none); a stage
+                that runs out stops early.
             data_options: extra keyword arguments for the frame-set builder
                 (``render_reposed`` or ``video_frames``).
         Raises:
@@ -158,6 +161,7 @@ class Reposer:
             learning_rate=learning_rate,
             seed=seed,
             checkpoint_every=checkpoint_every,
+            time_limit=time_limit,
         )
         perceptual = _perceptual(perceptual_weights)
         data = training.prepare_data(frame_set, size)
@@ -186,6 +190,13 @@ class Reposer:
             result.stats,
             info=info,
             device=device or "cpu",
+        )
+
+    def without_face(self) -> Reposer:
+        """The same reposer without its FaceGAN (shares the body generator; for ablations)."""
+        config = dataclasses.replace(self.config, face=False)
+        return Reposer(
+            self.generator, None, config, self.target_stats, info=self.info, device=self.device
         )
 
     # -- storage --------------------------------------------------------------------------

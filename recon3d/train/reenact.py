@@ -63,6 +63,8 @@ class ReenactTrainConfig:
 
     ``steps`` body-generator steps, then ``face_steps`` FaceGAN steps (when the renderer has a
     FaceGAN). Loss weights follow pix2pixHD (``lambda_fm = lambda_perceptual = 10``).
+    ``time_limit`` (seconds, 0: none) ends each stage early once it has run that long (a wall
+    time budget; the steps actually made are in the history).
     """
 
     steps: int = 2000
@@ -79,6 +81,7 @@ class ReenactTrainConfig:
     lambda_perceptual: float = 10.0
     seed: int = 0
     checkpoint_every: int = 200
+    time_limit: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("lsgan", "hinge"):
@@ -366,9 +369,21 @@ def train_reposer(
         total=total, initial=start, desc="reposer", unit="step", disable=not progress or rank
     )
     started = time.perf_counter()
+    stage_started = started
     done = 0
+    step = start
     try:
-        for step in range(start, total):
+        while step < total:
+            if config.time_limit > 0 and _out_of_time(stage_started, config, distributed):
+                if step >= config.steps:
+                    log.info("time limit: FaceGAN stage stopped at step %d", step)
+                    break
+                log.info("time limit: body stage stopped at step %d", step)
+                bar.update(config.steps - step)
+                step, stage_started = config.steps, time.perf_counter()
+                continue
+            if step == config.steps and start < config.steps:
+                stage_started = time.perf_counter()
             pool = data.pairs if renderer.temporal else torch.arange(len(data.frames))
             pick = torch.randint(len(pool), (config.batch_size * world,), generator=sampler)
             index = pool[pick[rank * config.batch_size : (rank + 1) * config.batch_size]]
@@ -389,6 +404,9 @@ def train_reposer(
                 and (last or (step + 1) % config.checkpoint_every == 0)
             ):
                 _save_checkpoint(ckpt, step + 1, nets, opts, sampler, renderer, config, history)
+            step += 1
+        if ckpt is not None and rank == 0 and step != total:
+            _save_checkpoint(ckpt, step, nets, opts, sampler, renderer, config, history)
     finally:
         bar.close()
     seconds = time.perf_counter() - started
@@ -406,6 +424,14 @@ def train_reposer(
         steps_per_second=done / seconds if seconds > 0 else 0.0,
         stats=data.stats,
     )
+
+
+def _out_of_time(stage_started: float, config: ReenactTrainConfig, distributed: bool) -> bool:
+    """Whether the stage's wall time is spent (rank 0 decides for every process)."""
+    late = torch.tensor(float(time.perf_counter() - stage_started > config.time_limit))
+    if distributed:
+        torch.distributed.broadcast(late, 0)
+    return bool(late)
 
 
 def _generate(G, maps: list[torch.Tensor], temporal: bool) -> list[torch.Tensor]:
