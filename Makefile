@@ -36,7 +36,7 @@ help:
 	@echo "make bench-body benchmarks/bench_body.py (full body: 3 full-body + 2 upper-body photos)"
 	@echo "make bench-load benchmarks/bench_load.py (200 reconstructions, RSS slope)"
 	@echo "make bench-reposer benchmarks/bench_reposer.py (reposer fps at 256/512, 2 threads; training it/s)"
-	@echo "make fuzz       atheris over the image, weights and export parsers (FUZZ_SECONDS each)"
+	@echo "make fuzz       atheris over the image, weights, export, OpenPose and mocap parsers (FUZZ_SECONDS each)"
 	@echo "make venv       create $(VENV) and install the project (torch first)"
 	@echo "make gl         make sure headless EGL/OSMesa libraries are installed"
 	@echo "make clean      remove out/ and caches (keeps $(VENV))"
@@ -124,6 +124,8 @@ fuzz: venv
 	$(VPY) fuzz/fuzz_image.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/corpus_image
 	$(VPY) fuzz/fuzz_manifest.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/corpus_weights
 	$(VPY) fuzz/fuzz_export.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/
+	$(VPY) fuzz/fuzz_openpose.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ -dict=fuzz/openpose.dict fuzz/corpus_openpose
+	$(VPY) fuzz/fuzz_mocap.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ -dict=fuzz/mocap.dict fuzz/corpus_mocap
 
 # ---------------------------------------------------------------- cleanup
 clean:

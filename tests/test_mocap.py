@@ -9,6 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recon3d.errors import PoseFileError
 from recon3d.io.mocap import (
@@ -297,3 +299,38 @@ def test_train_module_reexports_io_mocap() -> None:
 
     for name in train_mocap.__all__:
         assert getattr(train_mocap, name) is getattr(io_mocap, name)
+
+
+_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**30), 10**30),
+    st.sampled_from([0, 0.0, 1.0, -0.0]),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    frames=st.lists(
+        st.one_of(
+            st.lists(_number, min_size=FRAME_LENGTH, max_size=FRAME_LENGTH),
+            st.lists(_number, max_size=50),
+            st.text(max_size=3),
+            st.none(),
+        ),
+        max_size=4,
+    ),
+    loop=st.one_of(st.text(max_size=4), st.integers(), st.none()),
+)
+def test_arbitrary_frames_only_raise_pose_file_error(tmp_path: pathlib.Path, frames, loop) -> None:
+    """Structured garbage (right-length frames of arbitrary numbers, zero quaternions, NaN,
+    huge integers, wrong lengths, wrong types): a clip with finite values or PoseFileError."""
+    path = tmp_path / "clip.txt"
+    path.write_text(json.dumps({"Loop": loop, "Frames": frames}))
+    try:
+        clip = load_deepmimic(path)
+    except PoseFileError:
+        return
+    assert np.all(np.isfinite(clip.joint_rotations)) and np.all(np.isfinite(clip.root_position))
+    assert np.isfinite(clip.fps) and clip.fps > 0

@@ -79,6 +79,9 @@ JOINT_NAMES = (
 REVOLUTE = frozenset({"right_knee", "right_elbow", "left_knee", "left_elbow"})
 FRAME_LENGTH = 1 + 3 + 4 + sum(1 if j in REVOLUTE else 4 for j in JOINT_NAMES)  # 44
 MAX_FILE_BYTES = 64 << 20
+#: Largest magnitude accepted for any number of a clip (metres, radians, quaternion parts,
+#: seconds); larger values are nonsense and would overflow in the quaternion norms.
+MAX_ABS_VALUE = 1e6
 
 #: ``humanoid.urdf`` scaled by pybullet's ``globalScaling=0.25`` (the clips are in metres).
 HUMANOID_SCALE = 0.25
@@ -198,7 +201,7 @@ def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
     Raises:
         PoseFileError: unreadable, not JSON, no ``Frames`` list, a frame that is not
             :data:`FRAME_LENGTH` numbers, non-finite numbers, negative durations or a zero
-            quaternion.
+            quaternion, or a number beyond :data:`MAX_ABS_VALUE`.
     """
     path = pathlib.Path(path)
     try:
@@ -227,6 +230,9 @@ def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
     if not np.all(np.isfinite(values)):
         frame = int(np.argwhere(~np.isfinite(values))[0][0])
         raise PoseFileError(f"{path}: non-finite number in frame {frame}")
+    if np.any(np.abs(values) > MAX_ABS_VALUE):
+        frame = int(np.argwhere(np.abs(values) > MAX_ABS_VALUE)[0][0])
+        raise PoseFileError(f"{path}: a number beyond {MAX_ABS_VALUE:g} in frame {frame}")
     durations = values[:, 0]
     if np.any(durations < 0):
         raise PoseFileError(f"{path}: negative frame duration")
