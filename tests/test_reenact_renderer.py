@@ -255,7 +255,10 @@ def test_time_limit_ends_each_stage(tmp_path) -> None:
     steps = [h["step"] for h in result.history]
     assert 0 < len(steps) < 1000
     assert any(s < 500 for s in steps) and any(s >= 500 for s in steps)
-    assert (tmp_path / "checkpoint.safetensors").exists()
+    # The checkpoint holds the final state: a resumed run goes on from the last step made.
+    again = _train(tmp_path, steps=500, face_steps=500, time_limit=0.3)
+    assert again.history[: len(steps)] == result.history
+    assert again.history[len(steps)]["step"] == steps[-1] + 1
 
 
 def test_temporal_training_needs_consecutive_frames() -> None:
@@ -461,3 +464,48 @@ def test_torchrun_two_processes(tmp_path) -> None:
 
     reposer = Reposer.load(tmp_path / "r.safetensors")
     assert reposer.info["frames"] == 8 and len(list(reposer.render(_poses(2, 32)))) == 2
+
+
+# -- the real thing -----------------------------------------------------------------------------
+MOCAP = Path(os.environ.get("RECON3D_MOCAP", "/work/shared/data/mocap"))
+MOBILENET = Path(
+    os.environ.get(
+        "RECON3D_PERCEPTUAL_WEIGHTS", "/work/shared/data/models/mobilenet_v2-b0353104.pth"
+    )
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MOCAP.is_dir(), reason=f"no mocap data at {MOCAP}")
+def test_end_to_end_photo_to_dance(tmp_path) -> None:
+    """A body reconstruction of a real photo, a reposer trained on its renders (small budget,
+    64 px), saved, loaded, and driven by a held-out mocap clip; then the same through the CLI
+    with the saved reposer."""
+    from recon3d import reconstruct
+    from recon3d.cli import main
+    from recon3d.reenact.reposer import Reposer
+
+    rec = reconstruct(ROOT / "tests" / "data" / "obama3.jpg", target="body", progress=False)
+    reposer = Reposer.fit(
+        rec,
+        size=64,
+        steps=30,
+        face_steps=10,
+        perceptual_weights=MOBILENET if MOBILENET.is_file() else None,
+        progress=False,
+        data_options={"clips": ["walk"], "random_poses": 12, "mocap_dir": MOCAP},
+    )
+    assert reposer.target_stats is not None
+    assert np.isfinite(list(reposer.info["final_losses"].values())).all()
+    path = reposer.save(tmp_path / "obama3.safetensors")
+    clip = MOCAP / "humanoid3d_dance_a.txt"
+    frames = rec.repose(clip, reposer=Reposer.load(path), progress=False)
+    assert len(frames) > 20 and frames[0].shape == (64, 64, 3)
+    # Something moves, and the frames are not blank.
+    assert np.abs(np.diff(np.stack(frames).astype(int), axis=0)).mean() > 0
+    assert np.std(frames[0]) > 5
+    out = tmp_path / "dance.gif"
+    assert (
+        main(["repose", "--person", str(path), "--driving", str(clip), "-o", str(out), "-q"]) == 0
+    )
+    assert out.stat().st_size > 1000

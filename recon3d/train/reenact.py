@@ -370,6 +370,7 @@ def train_reposer(
     )
     started = time.perf_counter()
     stage_started = started
+    saved = start
     done = 0
     step = start
     try:
@@ -397,15 +398,12 @@ def train_reposer(
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k != "step"})
-            last = step + 1 == total
-            if (
-                ckpt is not None
-                and rank == 0
-                and (last or (step + 1) % config.checkpoint_every == 0)
-            ):
-                _save_checkpoint(ckpt, step + 1, nets, opts, sampler, renderer, config, history)
             step += 1
-        if ckpt is not None and rank == 0 and step != total:
+            if ckpt is not None and rank == 0 and step % config.checkpoint_every == 0:
+                _save_checkpoint(ckpt, step, nets, opts, sampler, renderer, config, history)
+                saved = step
+        # The final state (also when a time limit ended a stage early).
+        if ckpt is not None and rank == 0 and saved != step:
             _save_checkpoint(ckpt, step, nets, opts, sampler, renderer, config, history)
     finally:
         bar.close()
