@@ -402,6 +402,17 @@ def train_reposer(
             if ckpt is not None and rank == 0 and step % config.checkpoint_every == 0:
                 _save_checkpoint(ckpt, step, nets, opts, sampler, renderer, config, history)
                 saved = step
+            if rank == 0 and step % config.checkpoint_every == 0:
+                recent = [
+                    h for h in history[-config.checkpoint_every :] if h.keys() == losses.keys()
+                ]
+                means = {k: round(float(np.mean([h[k] for h in recent])), 4) for k in losses}
+                log.info(
+                    "step %d (%.2f steps/s): %s",
+                    step,
+                    done / (time.perf_counter() - started),
+                    means,
+                )
         # The final state (also when a time limit ended a stage early).
         if ckpt is not None and rank == 0 and saved != step:
             _save_checkpoint(ckpt, step, nets, opts, sampler, renderer, config, history)
