@@ -204,6 +204,13 @@ def test_openpose_picks_the_most_prominent_person() -> None:
             "face",
         ),
         (b"[" * 100000, "not JSON"),
+        (
+            json.dumps(
+                {"people": [{"pose_keypoints_2d": [], "hand_left_keypoints_2d": [1] * 60}]}
+            ).encode(),
+            "hand_left",
+        ),
+        (b" " * (16 * 2**20 + 1), "limit"),
     ],
 )
 def test_openpose_rejects_malformed_files(tmp_path: Path, doc: bytes, match: str) -> None:
