@@ -306,12 +306,23 @@ def test_mocap_driving_projects_the_retargeted_body() -> None:
     # left, the face visible.
     assert np.all(seq.body[:, 0, 1] < seq.body[:, 10, 1])
     assert np.mean(seq.body[:, BODY18.index("r_shoulder"), 0] < seq.body[:, 5, 0]) > 0.9
-    assert seq.face_confidence.mean() > 0.9
+    assert seq.face_confidence.mean() > 0.9 and seq.hands_confidence.mean() > 0.8
     # The hands start at the wrists.
     np.testing.assert_allclose(seq.hands[:, 0, 0], seq.body[:, 4], atol=2.0)
     np.testing.assert_allclose(seq.hands[:, 1, 0], seq.body[:, 7], atol=2.0)
     resampled = load_driving(MOCAP / "humanoid3d_walk.txt", image_size=(256, 192), fps=15)
     assert resampled.fps == 15 and len(resampled) < len(seq)
+
+
+@needs_mocap
+def test_mocap_driving_hides_what_the_camera_cannot_see() -> None:
+    """In a spin the face turns away: its points (and the nose) lose their confidence in
+    some frames and keep it in others."""
+    seq = load_driving(MOCAP / "humanoid3d_spin.txt", image_size=(128, 128))
+    seen = seq.face_confidence.mean(1)
+    assert (seen == 0).any() and (seen > 0.8).any()
+    assert np.all(seq.face_confidence[seq.body_confidence[:, 0] == 0] == 0)
+    assert (seq.body_confidence[:, 0] == 0).any()
 
 
 def test_body_model_pose_parameters() -> None:

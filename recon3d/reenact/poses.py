@@ -711,7 +711,8 @@ def _posed_keypoints(
     pose: np.ndarray, translation: np.ndarray, shape: np.ndarray | None, batch: int = 32
 ) -> dict[str, np.ndarray]:
     """3D keypoints (model frame, metres) of the posed body: ``body`` (T, 18, 3) in BODY18
-    order, ``face`` (T, 68, 3), ``hands`` (T, 2, 21, 3), ``floor`` (the soles' y)."""
+    order, ``face`` (T, 68, 3), ``hands`` (T, 2, 21, 3), ``vertices`` (T, V, 3) float32 and
+    ``floor`` (the soles' y)."""
     import torch
 
     from recon3d.models.landmarks import interpolate_surface
@@ -725,6 +726,7 @@ def _posed_keypoints(
     body = np.zeros((n, 18, 3), np.float32)
     face = np.zeros((n, 68, 3), np.float32)
     hands = np.zeros((n, 2, 21, 3), np.float32)
+    vertices = np.zeros((n, model.num_vertices, 3), np.float32)
     with torch.no_grad():
         rest_vertices, _ = model.rest(shape_t)
         floor = float(rest_vertices[0, :, 1].max())
@@ -736,6 +738,7 @@ def _posed_keypoints(
                 torch.as_tensor(translation[start:stop], dtype=torch.float32),
             )
             v = out.vertices.cpu().numpy().astype(np.float64)
+            vertices[start:stop] = v
             kp = np.einsum("kv,bvd->bkd", coco, v)
             b = kp[:, np.maximum(rows, 0)]
             b[:, 1] = 0.5 * (kp[:, 5] + kp[:, 6])
@@ -743,7 +746,13 @@ def _posed_keypoints(
             mp = np.stack([interpolate_surface(x, model.faces, model.face_points) for x in v])
             face[start:stop] = face68_from_mediapipe478(mp)
             hands[start:stop] = _hands_21(model, out, v)
-    return {"body": body, "face": face, "hands": hands, "floor": np.float32(floor)}
+    return {
+        "body": body,
+        "face": face,
+        "hands": hands,
+        "vertices": vertices,
+        "floor": np.float32(floor),
+    }
 
 
 def _virtual_camera_projection(
@@ -759,8 +768,15 @@ def _virtual_camera_projection(
     The camera (OpenCV axes = the model's axes: x right, y down, z forward) stands ``distance``
     metres in front of the clip's mean position, at the height of the middle of the body; its
     focal length makes a standing person ``height_fraction`` of the frame height, reduced when
-    needed so that every keypoint of the clip stays inside the frame (5 % margin). The soles of
-    the clip's first frame rest at 90 % of the frame height when that fits.
+    needed so that every keypoint of the clip stays inside the frame (5 % margin).
+
+    Confidences follow what a camera would see (the rules of the training renders in
+    ``recon3d.train.reenact_data``, so driving and training pose maps agree): the nose, eyes and
+    ears are kept when they face the camera (the nose up to a little past profile); face and hand
+    points when the posed mesh's depth buffer (``recon3d.render``, rendered at the frame size)
+    holds nothing more than 3 cm (face) / 5 cm (hands) in front of them, and face points only
+    while the nose is seen. Without an OpenGL backend the depth test is skipped (all face points
+    follow the nose, all hand points are kept) and a warning is logged.
     """
     h, w = image_size
     body, face, hands = points3d["body"], points3d["face"], points3d["hands"]
@@ -792,31 +808,77 @@ def _virtual_camera_projection(
             [focal * q[..., 0] / q[..., 2] + w / 2, focal * q[..., 1] / q[..., 2] + h / 2], -1
         ).astype(np.float32)
 
-    t = len(body)
-    face_conf = _facing_camera(face, camera).astype(np.float32)
-    return PoseSequence(
+    seq = PoseSequence(
         body=project(body),
-        body_confidence=np.ones((t, 18), np.float32),
+        body_confidence=_head_facing(body, camera),
         face=project(face),
-        face_confidence=np.repeat(face_conf[:, None], 68, axis=1),
+        face_confidence=np.zeros(face.shape[:2], np.float32),
         hands=project(hands),
-        hands_confidence=np.ones((t, 2, 21), np.float32),
+        hands_confidence=np.ones(hands.shape[:3], np.float32),
         image_size=(h, w),
         fps=fps,
     )
+    k = np.array([[focal, 0.0, w / 2], [0.0, focal, h / 2], [0.0, 0.0, 1.0]])
+    _depth_visibility(seq, points3d, camera, k)
+    return seq
 
 
-def _facing_camera(face: np.ndarray, camera: np.ndarray) -> np.ndarray:
-    """(T,) bool: the face (iBUG-68, 3D) turns towards the camera (its normal, from the eye
-    line and the eyes-to-mouth direction, points at the camera)."""
-    right_eye = face[:, 36:42].mean(1)
-    left_eye = face[:, 42:48].mean(1)
-    mouth = face[:, 48:68].mean(1)
-    across = left_eye - right_eye  # the person's right -> left, i.e. image left -> right
-    down = mouth - 0.5 * (left_eye + right_eye)
-    normal = np.cross(down, across)  # out of the face for x right, y down, z forward
-    to_camera = camera - 0.5 * (left_eye + right_eye)
-    return np.einsum("td,td->t", normal, to_camera) > 0
+#: BODY18 head rows and the cosine between their outward direction (from the middle of the ears)
+#: and the view ray below which they count as hidden.
+_HEAD_FACING = ((0, -0.3), (14, 0.0), (15, 0.0), (16, 0.0), (17, 0.0))
+_FACE_DEPTH_TOLERANCE = 0.03
+_HAND_DEPTH_TOLERANCE = 0.05
+
+
+def _head_facing(body: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """(T, 18) confidences: 1, except head points turned away from the camera."""
+    conf = np.ones(body.shape[:2], np.float32)
+    centre = 0.5 * (body[:, 16] + body[:, 17])
+    for i, threshold in _HEAD_FACING:
+        outward = body[:, i] - centre
+        view = camera - body[:, i]
+        cosine = np.einsum("td,td->t", outward, view) / (
+            np.linalg.norm(outward, axis=1) * np.linalg.norm(view, axis=1) + 1e-9
+        )
+        conf[cosine < threshold, i] = 0.0
+    return conf
+
+
+def _depth_visibility(seq: PoseSequence, points3d: dict, camera: np.ndarray, k: np.ndarray):
+    """Set ``seq``'s face and hand confidences from depth tests (see
+    :func:`_virtual_camera_projection`)."""
+    from recon3d.errors import RendererUnavailableError
+    from recon3d.render.renderer import render_mesh
+
+    nose_seen = seq.body_confidence[:, 0] > 0
+    h, w = seq.image_size
+    faces = _body_model().faces
+    for t in range(len(seq)):
+        try:
+            depth = render_mesh(
+                points3d["vertices"][t] - camera, faces, k, (w, h), depth_only=True
+            ).depth
+        except RendererUnavailableError as exc:
+            logger.warning("no depth test for driving keypoints (%s); keeping them all", exc)
+            seq.face_confidence[:] = nose_seen[:, None]
+            return
+        face = _visible(points3d["face"][t] - camera, seq.face[t], depth, _FACE_DEPTH_TOLERANCE)
+        seq.face_confidence[t] = face & nose_seen[t]
+        hands = points3d["hands"][t].reshape(-1, 3) - camera
+        seen = _visible(hands, seq.hands[t].reshape(-1, 2), depth, _HAND_DEPTH_TOLERANCE)
+        seq.hands_confidence[t] = seen.reshape(2, 21)
+
+
+def _visible(points: np.ndarray, pixels: np.ndarray, depth: np.ndarray, tolerance: float):
+    """(N,) bool: inside the frame and nothing in ``depth`` more than ``tolerance`` metres in
+    front of each camera-frame point."""
+    h, w = depth.shape
+    px = np.round(pixels).astype(np.int64)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+    d = np.zeros(len(points))
+    d[inside] = depth[px[inside, 1], px[inside, 0]]
+    front = np.where(d > 0, d, np.inf)
+    return inside & (points[:, 2] - front < tolerance)
 
 
 def poses_from_body_model(
