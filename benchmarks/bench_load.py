@@ -19,6 +19,14 @@ Exit code 0 unless a reconstruction fails.
 within each round so that changes in the machine's load hit them alike::
 
     PYOPENGL_PLATFORM=egl python benchmarks/bench_load.py --batch 1 2 4 --photos 8 --repeat 2
+
+``--threads N`` measures plain :func:`recon3d.reconstruct` called from N threads of your own
+program (no ``reconstruct_many``), against the same ``--photos`` photos reconstructed serially
+in the same process: wall time, process CPU time (user + system; CPU / wall above the core count
+means threads spin or wait on each other) and the summed per-stage times, ``--repeat`` rounds,
+serial and threaded interleaved::
+
+    PYOPENGL_PLATFORM=egl python benchmarks/bench_load.py --threads 4 --photos 8 --repeat 3
 """
 
 from __future__ import annotations
@@ -113,6 +121,68 @@ def measure_batch(workers: list[int], photos: int, repeat: int) -> dict[str, Any
     }
 
 
+def measure_threads(threads: int, photos: int, repeat: int) -> dict[str, Any]:
+    """``photos`` head reconstructions serially and from ``threads`` plain threads, each round.
+
+    Returns:
+        dict with ``cpus``, ``load_avg`` (before, after), and for ``"serial"`` and
+        ``"threaded"`` lists (one entry per round) of ``wall`` s, ``cpu`` s (process user +
+        system) and ``stages`` {stage: seconds summed over the photos}.
+    """
+    import threading
+
+    from recon3d import reconstruct
+
+    inputs = [PHOTOS[i % len(PHOTOS)] for i in range(photos)]
+    reconstruct(PHOTOS[0], target="head")  # load the model and the MediaPipe graph first
+
+    def run_one(path: Path, stages: dict[str, float], lock: threading.Lock) -> None:
+        rec = reconstruct(path, target="head")
+        with lock:
+            for k, v in rec.timings.items():
+                stages[k] = stages.get(k, 0.0) + v
+
+    def timed(fn) -> dict[str, Any]:
+        stages: dict[str, float] = {}
+        lock = threading.Lock()
+        cpu0, wall0 = os.times(), time.perf_counter()
+        fn(stages, lock)
+        cpu1, wall = os.times(), time.perf_counter() - wall0
+        cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        return {"wall": wall, "cpu": cpu, "stages": stages}
+
+    def serial(stages: dict[str, float], lock: threading.Lock) -> None:
+        for path in inputs:
+            run_one(path, stages, lock)
+
+    def threaded(stages: dict[str, float], lock: threading.Lock) -> None:
+        chunks = [inputs[i::threads] for i in range(threads)]
+
+        def worker(chunk: list[Path]) -> None:
+            for path in chunk:
+                run_one(path, stages, lock)
+
+        pool = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+
+    load_before = os.getloadavg()[0]
+    out: dict[str, Any] = {"serial": [], "threaded": []}
+    for _ in range(repeat):
+        out["serial"].append(timed(serial))
+        out["threaded"].append(timed(threaded))
+    out.update(
+        threads=threads,
+        photos=photos,
+        repeat=repeat,
+        cpus=len(os.sched_getaffinity(0)),
+        load_avg=[load_before, os.getloadavg()[0]],
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="reconstructions (default 200)")
@@ -121,10 +191,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch", type=int, nargs="+", metavar="WORKERS", help="time reconstruct_many instead"
     )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="time reconstruct() from N user threads instead"
+    )
     parser.add_argument("--photos", type=int, default=8, help="photos per batch (default 8)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of --batch (default 2)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+    if args.threads:
+        res = measure_threads(args.threads, args.photos, args.repeat)
+        print(
+            f"reconstruct() on {res['photos']} head photos: serial vs {res['threads']} threads, "
+            f"{res['cpus']} cores, load average {res['load_avg'][0]:.1f} before / "
+            f"{res['load_avg'][1]:.1f} after"
+        )
+        for mode in ("serial", "threaded"):
+            for r in res[mode]:
+                stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+                print(
+                    f"{mode:8s} wall {r['wall']:6.2f} s  cpu {r['cpu']:6.2f} s  "
+                    f"cpu/wall {r['cpu'] / r['wall']:.2f}  summed stages: {stages}"
+                )
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        return 0
 
     if args.batch:
         batch = measure_batch(args.batch, args.photos, args.repeat)

@@ -17,28 +17,27 @@ can render next). Everything else overlaps: decoding, the fits, the texture work
 exports (mesh and PNG encoding, file writes).
 
 One process-wide setting changes while ``workers > 1`` runs: OpenBLAS (NumPy's and SciPy's)
-computes on one thread (:func:`_blas_single_threaded`; the previous counts come back when the
-last batch ends, and other threads of the program see the change meanwhile). Called from several
-threads at once, OpenBLAS's own worker threads contend: on 2 cores the head fit (small
-``np.linalg.qr`` and matrix products) became dozens of times slower and 4 workers were several
-times slower than 1. Results do not depend on it: they are bit-identical to serial runs with
-OpenBLAS's default threads (tested). Speed-ups and the measurements: ``docs/hardening.md``.
+computes on one thread (:func:`recon3d._threads.blas_single_threaded`; the previous counts come
+back when the last batch ends, and other threads of the program see the change meanwhile).
+Called from several threads at once, OpenBLAS's own worker threads contend: on 2 cores the head
+fit (small ``np.linalg.qr`` and matrix products) became dozens of times slower and 4 workers were
+several times slower than 1. The head fit itself always runs with OpenBLAS on one thread (so
+plain ``reconstruct()`` from your own threads is covered too, and results are bit-identical to
+serial calls). Speed-ups and the measurements: ``docs/hardening.md``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recon3d._threads import blas_single_threaded
 from recon3d.errors import ExportError, Recon3dError
 from recon3d.exchange import SUPPORTED_EXTENSIONS, export_mesh
 from recon3d.io import DEFAULT_MAX_PIXELS
@@ -252,7 +251,7 @@ def reconstruct_many(
         outcomes = [run(i) for i in range(len(items))]
     else:
         with (
-            _blas_single_threaded(),
+            blas_single_threaded(),
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon3d") as pool,
         ):
             outcomes = list(pool.map(run, range(len(items))))
@@ -267,66 +266,3 @@ def _describe(image: Any, index: int) -> str:
     if isinstance(image, (str, os.PathLike)):
         return os.fsdecode(os.fspath(image))
     return f"<{type(image).__name__} #{index}>"
-
-
-# (get, set) entry points of the OpenBLAS builds in NumPy wheels (64-bit ints), SciPy wheels and
-# system packages; each takes/returns a C int.
-_OPENBLAS_SYMBOLS = (
-    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-    ("openblas_get_num_threads", "openblas_set_num_threads"),
-)
-_BLAS_LOCK = threading.Lock()
-_BLAS_STATE: dict[str, Any] = {"users": 0, "saved": []}
-
-
-def _loaded_openblas() -> list[tuple[Any, Any]]:
-    """(get, set) functions of every OpenBLAS already loaded in this process (Linux only: read
-    from ``/proc/self/maps``; elsewhere nothing is found and nothing changes)."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as fh:
-            paths = dict.fromkeys(
-                line.split(maxsplit=5)[5].strip()
-                for line in fh
-                if line.count(" ") >= 5 and "openblas" in line.lower()
-            )
-    except OSError:
-        return []
-    found = []
-    for path in paths:
-        try:  # RTLD_NOLOAD: only libraries that are already there, never load one
-            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LOCAL)
-        except OSError:
-            continue
-        for get, set_ in _OPENBLAS_SYMBOLS:
-            if hasattr(lib, get) and hasattr(lib, set_):
-                found.append((getattr(lib, get), getattr(lib, set_)))
-                break
-    return found
-
-
-@contextmanager
-def _blas_single_threaded() -> Iterator[None]:
-    """OpenBLAS on one thread while the block runs; the previous thread counts come back when
-    the last concurrent user leaves. Best effort: any failure leaves the settings alone."""
-    with _BLAS_LOCK:
-        if _BLAS_STATE["users"] == 0:
-            saved = []
-            try:
-                for get, set_ in _loaded_openblas():
-                    previous = int(get())
-                    set_(1)
-                    saved.append((set_, previous))
-            except Exception:  # noqa: BLE001 - a speed setting; never fail the batch for it
-                logger.debug("could not limit OpenBLAS threads", exc_info=True)
-            _BLAS_STATE["saved"] = saved
-        _BLAS_STATE["users"] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_STATE["users"] -= 1
-            if _BLAS_STATE["users"] == 0:
-                for set_, previous in _BLAS_STATE["saved"]:
-                    set_(previous)
-                _BLAS_STATE["saved"] = []

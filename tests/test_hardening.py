@@ -515,14 +515,23 @@ def test_corrupted_safetensors_raise_only_corrupted_weights_error(edits, cut) ->
 
 
 def test_no_pickle_in_the_library_source() -> None:
-    """Static half of "no pickle is ever loaded" (the run-time half is the subprocess test)."""
+    """Static half of "no pickle is ever loaded" (the run-time half is the subprocess test).
+
+    The one documented exception is training-only code (``recon3d/train/``, never imported by the
+    library): ``torch.load(..., weights_only=True)`` of the hash-checked MobileNetV2 ``.pth``."""
     pattern = re.compile(r"\bpickle\b|torch\.load\b|allow_pickle\s*=\s*True|joblib|dill\b")
-    hits = [
-        f"{path.relative_to(REPO)}:{i}"
-        for path in (REPO / "recon3d").rglob("*.py")
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line) and not line.lstrip().startswith("#")
-    ]
+    hits = []
+    for path in (REPO / "recon3d").rglob("*.py"):
+        training = path.relative_to(REPO).parts[:2] == ("recon3d", "train")
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not pattern.search(line) or line.lstrip().startswith("#"):
+                continue
+            if training and re.search(r"torch\.load\(.*weights_only=True", line):
+                continue
+            code = r"torch\.load\b|allow_pickle|joblib|dill\b|import pickle|pickle\.\w"
+            if training and not re.search(code, line):
+                continue  # prose ("no pickle code runs"), not a call
+            hits.append(f"{path.relative_to(REPO)}:{i}")
     assert hits == []
 
 
@@ -716,6 +725,8 @@ def test_reconstruct_from_four_threads_matches_serial(head_reconstructions, grac
     # (the renderer must release its context after every render for the threads to render).
     grace.render(size=16)
     photos = [*THREAD_PHOTOS, "grace_hopper.jpg"]
+    blas = recon3d._threads.loaded_openblas()
+    blas_before = [get() for get, _ in blas]
     results: dict[int, object] = {}
 
     def work(i: int) -> None:
@@ -733,6 +744,94 @@ def test_reconstruct_from_four_threads_matches_serial(head_reconstructions, grac
     assert errors == []
     for i, name in enumerate(photos):
         _assert_same(results[i], head_reconstructions[name], name)
+    # The fits ran with OpenBLAS on one thread; the process-wide setting is back afterwards.
+    assert [get() for get, _ in blas] == blas_before
+
+
+def _synthetic_landmarks(model, seed: int, K: np.ndarray):
+    """MediaPipe-like (478, 3) landmarks of a random head 0.8 m in front of the camera."""
+    import torch
+
+    from recon3d.keypoints.base import FaceLandmarks
+    from recon3d.models.head import interpolate_surface
+
+    rng = np.random.default_rng(seed)
+    identity = torch.from_numpy(rng.normal(0, 1, model.num_identity).astype(np.float32))
+    expression = torch.zeros(model.num_expression)
+    expression[model.expression_labels.index("jawOpen")] = float(rng.uniform(0, 0.4))
+    with torch.no_grad():
+        verts = model.vertices(identity[None], expression[None])[0].numpy()
+    cam = verts + np.array([rng.uniform(-0.05, 0.05), 0.1, 0.8])
+    pts = interpolate_surface(cam, model.faces, model.landmarks["mediapipe478"])
+    uv = pts[:, :2] / pts[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
+    z_px = (pts[:, 2] - pts[:, 2].mean()) * K[0, 0] / pts[:, 2].mean()
+    box = np.r_[uv.min(0), uv.max(0)].astype(np.float32)
+    return FaceLandmarks(points=np.c_[uv, z_px].astype(np.float32), box=box, score=1.0)
+
+
+def test_head_fit_from_four_threads_is_bit_identical_with_blas_on_one_thread(monkeypatch) -> None:
+    """Plain fits from 4 user threads (what ``reconstruct()`` from your own threads does): each
+    runs with OpenBLAS on one thread (no contention for its pool), gives bit-for-bit the serial
+    result whatever the process-wide OpenBLAS setting, and the setting comes back afterwards."""
+    import recon3d.fitting.head_fit as head_fit
+    from recon3d._threads import loaded_openblas
+    from recon3d.camera import Camera
+    from recon3d.models.head import HeadModel
+
+    model = HeadModel.from_pretrained()
+    K = Camera.from_image_size(640, 640).K
+    faces = [_synthetic_landmarks(model, seed, K) for seed in range(4)]
+    blas = loaded_openblas()
+    before = [get() for get, _ in blas]
+    seen: list[list[int]] = []
+    inner = head_fit._fit_head
+
+    def spy(*args, **kwargs):
+        seen.append([get() for get, _ in blas])
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(head_fit, "_fit_head", spy)
+
+    def same(a, b) -> bool:
+        return all(
+            np.array_equal(getattr(a, k), getattr(b, k))
+            for k in ("identity", "expression", "rotation", "translation")
+        )
+
+    serial = [head_fit.fit_head(model, f, K) for f in faces]
+    for fit in serial:  # BVLS results are clipped: the bounds hold exactly
+        assert fit.expression.min() >= 0 and fit.expression.max() <= 1
+    # The result does not depend on the thread count OpenBLAS had before the call (it did: QR
+    # on 1 and on 2 threads differs in the last bits, and one fit left its bounds by 5e-20).
+    for _, set_ in blas:
+        set_(2)
+    try:
+        assert same(head_fit.fit_head(model, faces[0], K), serial[0])
+    finally:
+        for (_, set_), count in zip(blas, before, strict=True):
+            set_(count)
+
+    barrier = threading.Barrier(4, timeout=60)
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = head_fit.fit_head(model, faces[i], K)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [type(results[i]).__name__ for i in range(4)] == ["HeadFit"] * 4
+    assert all(same(results[i], serial[i]) for i in range(4))
+    assert seen == [[1] * len(blas)] * len(seen) and len(seen) == 9
+    assert [get() for get, _ in blas] == before
+    if sys.platform == "linux":
+        assert blas, "NumPy's OpenBLAS was not found in /proc/self/maps"
 
 
 def test_reconstruct_many_with_four_workers_matches_serial(head_reconstructions, tmp_path) -> None:
@@ -757,7 +856,7 @@ def test_reconstruct_many_workers_overlap_with_single_threaded_blas(monkeypatch)
     meanwhile and its previous thread counts back afterwards."""
     import recon3d.pipeline
 
-    blas = recon3d.batch._loaded_openblas()
+    blas = recon3d._threads.loaded_openblas()
     before = [get() for get, _ in blas]
     barrier = threading.Barrier(2, timeout=20)  # breaks if the two calls cannot overlap
     seen: list[list[int]] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon3d._threads import blas_single_threaded
 from recon3d.keypoints.base import FaceLandmarks
 from recon3d.models.head import HeadModel
 
@@ -135,7 +136,24 @@ def fit_head(
         K: (3, 3) camera intrinsics in pixels.
         options: energy weights and iteration counts.
         init: a previous estimate (e.g. from a network) to start from instead of PnP.
+
+    Runs with OpenBLAS on one thread (:func:`recon3d._threads.blas_single_threaded`): its small
+    QR and matrix products gain nothing from more, several fits in concurrent threads would
+    contend for OpenBLAS's thread pool, and the last bits of the result depend on the thread
+    count, so this keeps fits from your own threads bit-identical to serial ones.
     """
+    with blas_single_threaded():
+        return _fit_head(model, landmarks, K, options=options, init=init)
+
+
+def _fit_head(
+    model: HeadModel,
+    landmarks: FaceLandmarks,
+    K: np.ndarray,
+    *,
+    options: HeadFitOptions | None,
+    init: HeadFit | None,
+) -> HeadFit:
     import cv2
     from scipy.optimize import lsq_linear
 
@@ -230,7 +248,9 @@ def fit_head(
         q, r = np.linalg.qr(a)
         qtb = q.T @ b
         sol = lsq_linear(r, qtb, bounds=(lower, upper), method="bvls", lsmr_tol="auto")
-        coeffs, depth_scale = sol.x[:n_coef], float(sol.x[-1])
+        # BVLS can return a bound missed by a denormal (-5e-20 seen): clip to the exact box.
+        x = np.clip(sol.x, lower, upper)
+        coeffs, depth_scale = x[:n_coef], float(x[-1])
         history.append(float(2 * sol.cost + b @ b - qtb @ qtb))
 
     points = shape(coeffs) @ rotation.T + translation
