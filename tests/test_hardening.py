@@ -536,6 +536,151 @@ def test_no_pickle_in_the_library_source() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Mocap files (DeepMimic JSON, recon3d.io.mocap.load_deepmimic): only PoseFileError
+
+
+def _mocap():
+    try:
+        from recon3d.io import mocap
+    except ImportError:  # before the move out of recon3d.train
+        from recon3d.train import mocap
+    return mocap
+
+
+def _mocap_frame(quaternion=(1.0, 0.0, 0.0, 0.0)) -> list[float]:
+    frame = [1 / 30, 0.0, 0.9, 0.0, *quaternion]
+    for joint in _mocap().JOINT_NAMES:
+        frame += [0.3] if joint in _mocap().REVOLUTE else list(quaternion)
+    return frame
+
+
+def _load_mocap_bytes(folder: Path, data: bytes):
+    path = folder / "clip.txt"
+    path.write_bytes(data)
+    return _mocap().load_deepmimic(path)
+
+
+def _assert_clip_is_sane(clip) -> None:
+    rotations = np.concatenate([clip.root_rotation[:, None], clip.joint_rotations], axis=1)
+    assert np.all(np.isfinite(rotations)) and np.all(np.isfinite(clip.root_position))
+    eye = np.broadcast_to(np.eye(3), rotations.shape)
+    np.testing.assert_allclose(rotations @ np.swapaxes(rotations, -1, -2), eye, atol=1e-9)
+    assert np.isfinite(clip.fps) and clip.fps > 0
+
+
+_LENGTH = 44  # recon3d.io.mocap.FRAME_LENGTH; checked in the test below
+
+
+def test_hostile_mocap_files_raise_pose_file_error(tmp_path: Path) -> None:
+    """Found by this test and fixed in recon3d/io/mocap.py: deep nesting (RecursionError), an
+    integer past the float range (OverflowError), a 5000-digit integer (ValueError) and
+    /dev/zero or a FIFO (endless read / blocking open) escaped or hung."""
+    from recon3d.errors import PoseFileError
+
+    mocap = _mocap()
+    assert mocap.FRAME_LENGTH == _LENGTH == len(_mocap_frame())
+    frame_text = ", ".join(["0"] * (_LENGTH - 1))
+    cases = {
+        "nested brackets": b"[" * 100_000,
+        "nested frames": b'{"Frames": ' + b"[" * 100_000,
+        "int past float range": b'{"Frames": [[1'
+        + b"0" * 400
+        + b", "
+        + frame_text.encode()
+        + b"]]}",
+        "5000-digit int": b'{"Frames": [[' + b"1" * 5000 + b"]]}",
+        "NaN literal": b'{"Frames": [[NaN, ' + frame_text.encode() + b"]]}",
+        "Infinity literal": b'{"Frames": [[Infinity, ' + frame_text.encode() + b"]]}",
+        "BOM": "\ufeff".encode() + json.dumps({"Frames": [_mocap_frame()]}).encode(),
+        "UTF-16": json.dumps({"Frames": [_mocap_frame()]}).encode("utf-16"),
+        "not UTF-8": b'{"Loop": "\xff\xfe", "Frames": []}',
+        "empty": b"",
+        "zero quaternion": json.dumps({"Frames": [_mocap_frame((0.0, 0.0, 0.0, 0.0))]}).encode(),
+        "tiny quaternion": json.dumps({"Frames": [_mocap_frame((1e-9, 0.0, 0.0, 0.0))]}).encode(),
+        "huge quaternion": json.dumps({"Frames": [_mocap_frame((1e300, 1e300, 0, 0))]}).encode(),
+        "frame too short": json.dumps({"Frames": [_mocap_frame()[:-1]]}).encode(),
+        "ragged frames": json.dumps({"Frames": [_mocap_frame(), _mocap_frame()[:20]]}).encode(),
+        "booleans": json.dumps({"Frames": [[True] * _LENGTH]}).encode(),
+        "frames is a dict": json.dumps({"Frames": {"0": _mocap_frame()}}).encode(),
+    }
+    for label, data in cases.items():
+        with pytest.raises(PoseFileError):
+            _load_mocap_bytes(tmp_path, data)
+            pytest.fail(label)
+
+    # Over the size limit: a sparse file, refused from its size without reading it.
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as fh:
+        fh.truncate(mocap.MAX_FILE_BYTES + 1)
+    with pytest.raises(PoseFileError, match="limit"):
+        mocap.load_deepmimic(big)
+    # Not regular files: a folder, /dev/zero (endless) and a FIFO (open() would block).
+    fifo = tmp_path / "clip.fifo"
+    os.mkfifo(fifo)
+
+    def load(p: Path, outcome: list) -> None:
+        try:
+            mocap.load_deepmimic(p)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+
+    for path in (tmp_path, Path("/dev/zero"), fifo):
+        outcome: list[BaseException | None] = []
+        worker = threading.Thread(target=load, args=(path, outcome), daemon=True)
+        worker.start()
+        worker.join(20)
+        assert outcome and isinstance(outcome[0], PoseFileError), (path, outcome)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=600))
+def test_arbitrary_mocap_bytes_raise_only_pose_file_error(data: bytes) -> None:
+    from recon3d.errors import PoseFileError
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            clip = _load_mocap_bytes(Path(folder), data)
+        except PoseFileError:
+            return
+    _assert_clip_is_sane(clip)
+
+
+_quaternion = st.tuples(*[st.floats(-1e6, 1e6, allow_nan=False)] * 4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    quaternions=st.lists(_quaternion, min_size=1, max_size=3),
+    nonfinite=st.sampled_from([None, float("nan"), float("inf"), -float("inf")]),
+    where=st.integers(0, _LENGTH - 1),
+    extra=st.integers(-2, 2),
+)
+def test_mocap_quaternions_and_frame_lengths(quaternions, nonfinite, where, extra) -> None:
+    """Non-unit quaternions (any scale, up to the 1e6 value limit) load as exact rotations; a
+    NaN or infinity anywhere, or a frame one or two values off, is a PoseFileError."""
+    from recon3d.errors import PoseFileError
+
+    frames = [_mocap_frame(q) for q in quaternions]
+    if nonfinite is not None:
+        frames[0][where] = nonfinite
+    if extra > 0:
+        frames[-1] += [0.0] * extra
+    elif extra < 0:
+        frames[-1] = frames[-1][:extra]
+    text = json.dumps({"Loop": "wrap", "Frames": frames}).encode()  # NaN -> "NaN" literal
+    tiny = any(np.linalg.norm(q) < 1e-6 for q in quaternions)
+    with tempfile.TemporaryDirectory() as folder:
+        if nonfinite is not None or extra != 0 or tiny:
+            with pytest.raises(PoseFileError):
+                _load_mocap_bytes(Path(folder), text)
+            return
+        clip = _load_mocap_bytes(Path(folder), text)
+    assert clip.num_frames == len(quaternions)
+    _assert_clip_is_sane(clip)
+
+
+# --------------------------------------------------------------------------------------------
 # Body pipeline: hostile inputs and person_index
 
 BODY_PHOTO = "obama3.jpg"

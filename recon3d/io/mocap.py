@@ -39,6 +39,7 @@ import json
 import math
 import os
 import pathlib
+import stat
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -199,22 +200,38 @@ def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
     """Read a DeepMimic motion file (parsed as JSON, nothing else).
 
     Raises:
-        PoseFileError: unreadable, not JSON, no ``Frames`` list, a frame that is not
-            :data:`FRAME_LENGTH` numbers, non-finite numbers, negative durations or a zero
-            quaternion, or a number beyond :data:`MAX_ABS_VALUE`.
+        PoseFileError: unreadable, not a regular file, over :data:`MAX_FILE_BYTES`, not JSON
+            (also: brackets nested too deep, integers of over 4300 digits), no ``Frames`` list,
+            a frame that is not :data:`FRAME_LENGTH` numbers, non-finite numbers, negative
+            durations or a zero quaternion, or a number beyond :data:`MAX_ABS_VALUE`.
     """
     path = pathlib.Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PoseFileError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-        text = path.read_text(encoding="utf-8")
+        # Regular files only: opening a FIFO blocks and /dev/zero never ends (stat says 0
+        # bytes), so check before opening and again on the open file; the read is bounded too,
+        # in case the file grows after the check.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise PoseFileError(f"{path}: not a regular file")
+        with open(path, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise PoseFileError(f"{path}: not a regular file")
+            if info.st_size > MAX_FILE_BYTES:
+                raise PoseFileError(
+                    f"{path}: {info.st_size} bytes is over the {MAX_FILE_BYTES}-byte limit"
+                )
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise PoseFileError(f"{path}: over the {MAX_FILE_BYTES}-byte limit")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PoseFileError(f"{path}: cannot read the motion file: {exc}") from exc
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PoseFileError(f"{path}: not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer of more than 4300 digits; RecursionError: deeply
+        # nested brackets.
+        raise PoseFileError(f"{path}: not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("Frames"), list):
         raise PoseFileError(f'{path}: expected a JSON object with a "Frames" list')
     frames = data["Frames"]
@@ -226,7 +243,10 @@ def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
             raise PoseFileError(f"{path}: frame {i} has {got} values, expected {FRAME_LENGTH}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in frame):
             raise PoseFileError(f"{path}: frame {i} holds values that are not numbers")
-    values = np.asarray(frames, dtype=np.float64)
+    try:
+        values = np.asarray(frames, dtype=np.float64)
+    except OverflowError as exc:  # a JSON integer beyond the float range (1e309 and up)
+        raise PoseFileError(f"{path}: a number beyond {MAX_ABS_VALUE:g}: {exc}") from exc
     if not np.all(np.isfinite(values)):
         frame = int(np.argwhere(~np.isfinite(values))[0][0])
         raise PoseFileError(f"{path}: non-finite number in frame {frame}")
