@@ -123,6 +123,26 @@ def test_write_mp4_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
+def test_display_rotation_is_applied(tmp_path: Path) -> None:
+    """A portrait phone video: landscape frames plus a 90-degree display rotation."""
+    import av
+
+    path = tmp_path / "portrait.mp4"
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, :16] = 255  # a white band on the left
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    first = next(read_video(path)[0])
+    assert first.shape == (64, 32, 3)
+    # Rotated 90 degrees counterclockwise, the left band is at the bottom.
+    assert first[-12:].mean() > 200 and first[:40].mean() < 40
+
+
 def test_write_gif(tmp_path: Path) -> None:
     out = write_video(tmp_path / "clip.gif", _frames(6), fps=10)
     back, fps = read_video(out)

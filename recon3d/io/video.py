@@ -138,7 +138,8 @@ def read_video(
             video is cut, not refused.
         max_pixels: refuse frames larger than this many pixels (checked from the header).
     Returns:
-        ``(frames, fps)``: an iterator of (H, W, 3) uint8 RGB frames and frames per second (30
+        ``(frames, fps)``: an iterator of (H, W, 3) uint8 RGB frames, upright (a display
+        rotation stored in the file, as phones write, is applied), and frames per second (30
         when the container states no usable rate).
     Raises:
         InvalidImageError: missing or unreadable file, not a video, no video stream (raised
@@ -168,7 +169,7 @@ def _frames(container, stream, declared: int, limit: int, name: str) -> Iterator
                         f"{name}: frame {count} is {frame.width}x{frame.height}, the stream "
                         f"declares {width}x{height}"
                     )
-                yield frame.to_ndarray(format="rgb24")
+                yield _upright(frame.to_ndarray(format="rgb24"), frame)
                 count += 1
                 if count >= limit:
                     return
@@ -185,6 +186,21 @@ def _frames(container, stream, declared: int, limit: int, name: str) -> Iterator
             )
     finally:
         container.close()
+
+
+def _upright(pixels: np.ndarray, frame) -> np.ndarray:
+    """Apply the display rotation a container may carry (phones record portrait videos as
+    landscape frames plus a rotation), as players do; other angles than multiples of 90 degrees
+    are ignored."""
+    try:
+        angle = float(frame.rotation or 0.0)
+    except (AttributeError, TypeError, ValueError):
+        return pixels
+    quarter = round(angle / 90.0)
+    if abs(angle - 90.0 * quarter) > 1.0 or quarter % 4 == 0:
+        return pixels
+    # The angle is counterclockwise (FFmpeg's av_display_rotation_get); so is np.rot90.
+    return np.ascontiguousarray(np.rot90(pixels, quarter % 4))
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float) -> pathlib.Path:
