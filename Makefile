@@ -25,12 +25,13 @@ LDCONFIG := $(firstword $(wildcard /sbin/ldconfig /usr/sbin/ldconfig) ldconfig)
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1 libopengl0 libgl1-mesa-dri libosmesa6
 
 .DEFAULT_GOAL := help
-.PHONY: help venv gl demo test test-slow lint bench bench-body bench-load bench-reposer fuzz clean distclean
+.PHONY: help venv gl demo test test-slow test-min-deps lint bench bench-body bench-load bench-reposer fuzz clean distclean
 
 help:
 	@echo "make demo       reconstruct $(DEMO_IMG) -> $(DEMO_DIR)/head.obj (+ .mtl, .png, preview.png)"
 	@echo "make test       fast tests (pytest -m 'not slow')"
 	@echo "make test-slow  slow tests only (pytest -m slow)"
+	@echo "make test-min-deps  lowest allowed dependency versions in /tmp/venv-min + a test subset (~5-10 min)"
 	@echo "make lint       ruff check"
 	@echo "make bench      benchmarks/bench_head.py"
 	@echo "make bench-body benchmarks/bench_body.py (full body: 3 full-body + 2 upper-body photos)"
@@ -102,6 +103,11 @@ test: venv gl
 
 test-slow: venv gl
 	$(VPY) -m pytest -q -m slow
+
+# Lowest versions pyproject.toml allows (torch stays at the local 2.13.0 CPU wheel), in a separate
+# venv; not part of `make test` (it installs a second environment). See docs/hardening.md.
+test-min-deps: gl
+	nice scripts/check_dependency_bounds.sh
 
 lint: venv
 	$(VENV)/bin/ruff check recon3d tests benchmarks examples scripts fuzz

@@ -170,7 +170,7 @@ def _add_skin(data: bytes, skeleton: Skeleton, rotation: np.ndarray, vertices: n
         import pygltflib
     except ImportError as exc:
         raise ExportError(
-            "Writing a skeleton to GLB needs pygltflib (pip install 'pygltflib>=1.16,<2')."
+            "Writing a skeleton to GLB needs pygltflib (pip install 'pygltflib>=1.16.5,<2')."
         ) from exc
 
     gltf = pygltflib.GLTF2.load_from_bytes(data)
@@ -181,7 +181,10 @@ def _add_skin(data: bytes, skeleton: Skeleton, rotation: np.ndarray, vertices: n
     scene = gltf.scenes[gltf.scene or 0]
     mesh_nodes = [i for i, node in enumerate(gltf.nodes) if node.mesh == 0]
     if len(mesh_nodes) != 1 or mesh_nodes[0] not in scene.nodes:
-        raise ExportError("trimesh wrote an unexpected GLB layout (the mesh node is not a root).")
+        raise ExportError(
+            "trimesh wrote an unexpected GLB layout (the mesh node is not a root; trimesh < 5 "
+            "adds a 'world' node: pip install 'trimesh>=5,<6')."
+        )
     mesh_node = gltf.nodes[mesh_nodes[0]]
     if any(v is not None for v in (mesh_node.matrix, mesh_node.translation, mesh_node.rotation)):
         # glTF ignores a skinned mesh node's own transform; trimesh writes none for one mesh.
