@@ -397,6 +397,13 @@ def test_normalisation_formulas_by_hand() -> None:
     assert nose[1] == pytest.approx(175.0 - 1.7 * 60)  # scaled about the ankle
     assert (ankle[0] - nose[0]) == pytest.approx(1.7 * (frame.body[0, 10, 0] - frame.body[0, 0, 0]))
     assert out.image_size == (256, 320)
+    # Into a frame twice as wide, the ankle keeps its place relative to the width.
+    wide = AnkleStats(min=150, max=250, far_height=80, close_height=200, image_size=(256, 640))
+    out_wide = normalize_poses(frame, wide, source_stats=source)
+    assert out_wide.image_size == (256, 640)
+    mid_ankles = out_wide.body[0, [10, 13], 0].mean()  # the anchor: the ankles' midpoint
+    assert mid_ankles == pytest.approx(2 * frame.body[0, [10, 13], 0].mean())
+    np.testing.assert_allclose(out_wide.body[..., 1], out.body[..., 1])
 
 
 def test_normalisation_identity_extremes_and_monotonic_scale() -> None:
@@ -483,3 +490,35 @@ def test_pose_maps_with_face_and_hands() -> None:
     assert len(maps) == 2 and all(m.shape == (256, 320, 3) for m in maps)
     assert (maps[0][95:126, 35:66] == 255).all(-1).any()  # white face lines
     assert maps[0][195:206, 150:191].max() > 0  # hand bones
+
+
+_pixels = st.floats(20, 400, allow_nan=False)
+_heights = st.floats(10, 300, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    s_min=_pixels,
+    s_span=st.floats(1, 200),
+    t_min=_pixels,
+    t_span=st.floats(0, 200),
+    heights=st.tuples(_heights, _heights, _heights, _heights),
+    ankle=st.floats(0, 500),
+    height=_heights,
+)
+def test_normalisation_properties(s_min, s_span, t_min, t_span, heights, ankle, height) -> None:
+    """For any statistics: the ankle lands at the mapped position, the person is scaled by the
+    interpolated ratio about the ankle, and equal statistics give the identity."""
+    size = (256, 320)  # the frame of _standing
+    source = AnkleStats(s_min, s_min + s_span, heights[0], heights[1], size)
+    target = AnkleStats(t_min, t_min + t_span, heights[2], heights[3], size)
+    frame = _standing(1, ankle_y=ankle, height=height)
+    out = normalize_poses(frame, target, source_stats=source)
+    r = (ankle - source.min) / (source.max - source.min)
+    scale = heights[2] / heights[0] + r * (heights[3] / heights[1] - heights[2] / heights[0])
+    tol = 0.02 * (1 + abs(r))  # float32 keypoints
+    assert out.body[0, 10, 1] == pytest.approx(target.min + r * (target.max - target.min), abs=tol)
+    size_in = frame.body[0, 10, 1] - frame.body[0, 0, 1]
+    assert out.body[0, 10, 1] - out.body[0, 0, 1] == pytest.approx(scale * size_in, abs=tol)
+    same = normalize_poses(frame, source, source_stats=source)
+    np.testing.assert_allclose(same.body, frame.body, atol=tol)
