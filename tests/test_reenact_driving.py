@@ -168,6 +168,25 @@ def test_openpose_body25_and_coco18(tmp_path: Path) -> None:
     assert len(load_driving(tmp_path / "f_000.json")) == 1
 
 
+def test_openpose_follows_one_person(tmp_path: Path) -> None:
+    """A dancer alone, then a bigger person walks in beside her: the dancer is followed."""
+    dancer = _person(18, face=None, hands=False, seed=5)
+    arr = np.asarray(dancer["pose_keypoints_2d"]).reshape(18, 3)
+    arr[:, :2] = 100 + 0.3 * (arr[:, :2] - 100)
+    dancer["pose_keypoints_2d"] = arr.ravel().tolist()
+    passer = _person(18, face=None, hands=False, seed=6)
+    arr2 = np.asarray(passer["pose_keypoints_2d"]).reshape(18, 3)
+    arr2[:, 0] += 300
+    passer["pose_keypoints_2d"] = arr2.ravel().tolist()
+    docs = [[dancer], [passer, dancer], [], [dancer, passer]]
+    for i, people in enumerate(docs):
+        (tmp_path / f"{i:03d}.json").write_text(json.dumps({"people": people}))
+    seq = load_openpose(tmp_path, image_size=(512, 700))
+    for i in (0, 1, 3):
+        np.testing.assert_allclose(seq.body[i], arr[:, :2], rtol=1e-6)
+    assert np.all(seq.body_confidence[2] == 0)
+
+
 def test_openpose_picks_the_most_prominent_person() -> None:
     small = _person(25, seed=3)
     big = _person(25, seed=4)

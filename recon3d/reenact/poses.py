@@ -562,8 +562,17 @@ def parse_openpose(data: bytes | str, where: str = "<openpose>") -> list[dict[st
     return out
 
 
-def _pick_person(people: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
-    """The most prominent person: largest box of confident body points x total confidence."""
+def _pick_person(
+    people: list[dict[str, np.ndarray]], previous: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray] | None:
+    """The person to follow in one frame.
+
+    Without ``previous`` (until someone was chosen): the most prominent person, largest extent
+    of confident body points times total confidence. With ``previous``: the person whose
+    confident body points lie closest to the previous choice's (mean distance over points
+    confident in both), as long as that is within half the previous person's extent; otherwise
+    the most prominent one again. So the same dancer is followed when a second person walks by.
+    """
     best, best_score = None, 0.0
     for person in people:
         body = person["body"]
@@ -574,7 +583,22 @@ def _pick_person(people: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] |
         score = (1.0 + float(np.hypot(*span))) * float(body[:, 2].sum())
         if score > best_score:
             best, best_score = person, score
-    return best
+    if previous is None or best is None:
+        return best
+    ref = previous["body"]
+    ref_ok = ref[:, 2] > 0.05
+    if ref_ok.sum() < 2:
+        return best
+    reach = 0.5 * float(np.hypot(*np.ptp(ref[ref_ok, :2], axis=0)))
+    nearest, nearest_d = None, np.inf
+    for person in people:
+        both = ref_ok & (person["body"][:, 2] > 0.05)
+        if not both.any():
+            continue
+        d = float(np.linalg.norm(person["body"][both, :2] - ref[both, :2], axis=1).mean())
+        if d < nearest_d:
+            nearest, nearest_d = person, d
+    return nearest if nearest is not None and nearest_d <= reach else best
 
 
 def load_openpose(
@@ -593,8 +617,9 @@ def load_openpose(
             confident point plus a 5 % margin is used.
         fps: frame rate of that video.
     Returns:
-        The most prominent person per frame (largest confident body times its total
-        confidence); frames without people have zero confidence everywhere. ``face`` and
+        One person followed through the frames (the most prominent one, then the nearest to
+        the previous frame's choice; see :func:`_pick_person`); frames without people have
+        zero confidence everywhere. ``face`` and
         ``hands`` are None when no file holds any.
     Raises:
         PoseFileError: a missing or unreadable file, an empty folder, or any file
@@ -613,7 +638,8 @@ def load_openpose(
             raise PoseFileError("no OpenPose files given")
     if len(paths) > MAX_OPENPOSE_FILES:
         raise PoseFileError(f"{len(paths)} files is over the {MAX_OPENPOSE_FILES}-frame limit")
-    frames = []
+    frames: list[dict[str, np.ndarray] | None] = []
+    previous = None
     for path in paths:
         try:
             size = path.stat().st_size
@@ -622,7 +648,9 @@ def load_openpose(
             data = path.read_bytes()
         except OSError as exc:
             raise PoseFileError(f"{path}: cannot read: {exc}") from exc
-        frames.append(_pick_person(parse_openpose(data, str(path))))
+        chosen = _pick_person(parse_openpose(data, str(path)), previous)
+        frames.append(chosen)
+        previous = chosen if chosen is not None else previous
     return _sequence_from_people(frames, image_size, fps)
 
 
