@@ -681,6 +681,96 @@ def test_mocap_quaternions_and_frame_lengths(quaternions, nonfinite, where, extr
 
 
 # --------------------------------------------------------------------------------------------
+# Videos (recon3d.io.video.read_video and the driving loader): typed errors, nothing written
+
+
+def _y4m(width: int, height: int, frames: int = 1, frame_bytes: int | None = None) -> bytes:
+    """An uncompressed YUV4MPEG2 stream: the frame size is plain text in its header."""
+    header = f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode()
+    if frames == 0:
+        return header
+    size = width * height * 3 // 2 if frame_bytes is None else frame_bytes
+    return header + (b"FRAME\n" + bytes(size)) * frames
+
+
+def _hostile_videos() -> dict[str, tuple[bytes, type[Recon3dError]]]:
+    carphone = (DATA / "carphone.mp4").read_bytes()
+    gif_bomb = (
+        b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00"
+        b"\x2c" + struct.pack("<HHHH", 0, 0, 65535, 65535) + b"\x00\x02\x02\x44\x01\x00\x3b"
+    )
+    return {
+        "zero bytes.mp4": (b"", InvalidImageError),
+        "text.mp4": (b"just some text, not a video\n" * 50, InvalidImageError),
+        "cut at 1%.mp4": (carphone[: len(carphone) // 100], InvalidImageError),
+        "cut at 50%.mp4": (carphone[: len(carphone) // 2], InvalidImageError),
+        "ftyp only.mp4": (b"\x00\x00\x00\x20ftypisom" + bytes(2000), InvalidImageError),
+        # Declared frame sizes: refused from the header, before any frame is decoded.
+        "5000x5000 y4m.mp4": (_y4m(5000, 5000, 0) + b"FRAME\n", ImageTooLargeError),
+        "60000x60000 y4m.mp4": (_y4m(60000, 60000, 0) + b"FRAME\n", InvalidImageError),
+        "65535x65535 gif.gif": (gif_bomb, InvalidImageError),
+        "60000x60000 png.mp4": (png_header_only(60_000, 60_000), InvalidImageError),
+        "frame cut short y4m.mp4": (_y4m(640, 480, 2, frame_bytes=1000), InvalidImageError),
+    }
+
+
+def test_hostile_videos_raise_typed_errors_and_write_nothing(tmp_path: Path) -> None:
+    from recon3d.io.video import read_video, video_info
+    from recon3d.reenact.poses import load_driving
+
+    cwd_before = sorted(os.listdir("."))
+    for name, (data, error) in _hostile_videos().items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        before = sorted(os.listdir(tmp_path))
+        with pytest.raises(error):
+            frames, _ = read_video(path)
+            for _ in frames:
+                pass
+            pytest.fail(f"{name} decoded")
+        if error is ImageTooLargeError:
+            with pytest.raises(ImageTooLargeError):
+                video_info(path)
+        with pytest.raises(error):
+            load_driving(path, progress=False)
+            pytest.fail(f"{name} gave driving poses")
+        assert sorted(os.listdir(tmp_path)) == before, name
+    assert sorted(os.listdir(".")) == cwd_before
+
+    # Not regular files: a folder, /dev/zero (endless) and a FIFO (opening it would block).
+    fifo = tmp_path / "clip.mp4.fifo"
+    os.mkfifo(fifo)
+
+    def load(p: Path, outcome: list) -> None:
+        try:
+            frames, _ = read_video(p)
+            list(frames)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+
+    for path in (tmp_path, Path("/dev/zero"), fifo):
+        outcome: list[BaseException | None] = []
+        worker = threading.Thread(target=load, args=(path, outcome), daemon=True)
+        worker.start()
+        worker.join(20)
+        assert outcome and isinstance(outcome[0], InvalidImageError), (path, outcome)
+
+
+def test_video_with_a_polyglot_tail_decodes_like_the_clean_file(tmp_path: Path) -> None:
+    from recon3d.io.video import read_video
+
+    clean = (DATA / "carphone.mp4").read_bytes()
+    path = tmp_path / "tail.mp4"
+    path.write_bytes(clean + b"PK\x03\x04" + bytes(200) + b"<?php echo 1; ?>")
+    frames, fps = read_video(path, max_frames=5)
+    reference, fps_ref = read_video(DATA / "carphone.mp4", max_frames=5)
+    for a, b in zip(frames, reference, strict=True):
+        assert np.array_equal(a, b)
+    assert fps == fps_ref
+
+
+# --------------------------------------------------------------------------------------------
 # Body pipeline: hostile inputs and person_index
 
 BODY_PHOTO = "obama3.jpg"
