@@ -34,6 +34,17 @@ def test_read_carphone() -> None:
     assert video_info(CARPHONE) == {"width": 176, "height": 144, "fps": fps, "frames": 120}
 
 
+VTEST = Path(os.environ.get("RECON3D_VIDEO", "/work/shared/data/video")) / "vtest.avi"
+
+
+@pytest.mark.skipif(not VTEST.is_file(), reason=f"no {VTEST}")
+def test_read_avi_from_the_shared_data() -> None:
+    frames, fps = read_video(VTEST, max_frames=5)
+    frames = list(frames)
+    assert len(frames) == 5 and fps == 10.0 and frames[0].shape == (576, 768, 3)
+    assert video_info(VTEST)["frames"] == 795
+
+
 def test_max_frames_and_max_pixels() -> None:
     frames, _ = read_video(CARPHONE, max_frames=7)
     assert len(list(frames)) == 7
