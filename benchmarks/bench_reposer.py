@@ -15,7 +15,10 @@ Measures, on this machine, with ``--threads`` torch threads (default 2):
 3. training iterations per second at 256² (body-generator steps with the multi-scale and
    temporal discriminators, feature matching and the MobileNetV2 perceptual loss when the
    weights file is there; then FaceGAN steps), batch 1;
-4. peak RSS.
+4. peak RSS;
+
+and the load average: wall times grow when other processes share the cores, so the CPU time
+(all threads) of the pose-map + network loop is printed too.
 
 Speed does not depend on the weights' values: without ``--reposer`` the benchmark uses an
 untrained reposer of the default architecture (:class:`recon3d.reenact.networks.RendererConfig`
@@ -138,6 +141,7 @@ def bench_size(reposer, driving, frames: int) -> dict[str, Any]:
         face_times.clear()
         draw, call, out = [], [], []
         prev = None
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
         for i in index:
             start = time.perf_counter()
             pose_map = draw_pose_map(poses, int(i), size=(s, s))
@@ -147,6 +151,8 @@ def bench_size(reposer, driving, frames: int) -> dict[str, Any]:
             draw.append(middle - start)
             call.append(end - middle)
             out.append(frame)
+        cpu_loop = time.process_time() - cpu_start
+        wall_loop = time.perf_counter() - wall_start
     finally:
         reposer.generator, reposer.face_generator = generator, face_generator
     with tempfile.TemporaryDirectory(prefix="bench_reposer_") as tmp:
@@ -174,6 +180,10 @@ def bench_size(reposer, driving, frames: int) -> dict[str, Any]:
         "per_frame_s": per_frame,
         "fps": 1.0 / per_frame,
         "mean_render_call_s": statistics.mean(call),
+        # CPU seconds (all threads) per frame of pose map + render_pose_map: unlike wall time,
+        # it hardly depends on other processes sharing the cores.
+        "loop_cpu_per_frame_s": cpu_loop / len(out),
+        "loop_wall_per_frame_s": wall_loop / len(out),
     }
 
 
@@ -291,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("-" * len(header))
     print("tot/fe = rendering total per frame / keypoint front end per frame (same run)")
+    for r in results:
+        print(
+            f"{r['size']}²: pose map + render_pose_map, mean per frame: wall "
+            f"{1000 * r['loop_wall_per_frame_s']:.1f} ms, CPU time (all threads) "
+            f"{1000 * r['loop_cpu_per_frame_s']:.1f} ms"
+        )
     print()
     if training:
         perceptual = "on" if training["perceptual"] else "off"
