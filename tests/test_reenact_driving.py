@@ -344,6 +344,17 @@ def test_mocap_driving_hides_what_the_camera_cannot_see() -> None:
     assert (seq.body_confidence[:, 0] == 0).any()
 
 
+@needs_mocap
+def test_mocap_clip_with_a_json_name(tmp_path: Path) -> None:
+    clip = tmp_path / "dance.json"
+    clip.write_bytes((MOCAP / "humanoid3d_walk.txt").read_bytes())
+    seq = load_driving(clip, image_size=(64, 64))
+    assert len(seq) > 20 and seq.image_size == (64, 64)
+    (tmp_path / "bad.json").write_text('{"Frames": 3}')
+    with pytest.raises(PoseFileError, match="Frames"):
+        load_driving(tmp_path / "bad.json")
+
+
 def test_body_model_pose_parameters() -> None:
     from recon3d.models.body import BodyModel
 

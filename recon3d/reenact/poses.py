@@ -1010,6 +1010,16 @@ def _resampled(poses: PoseSequence, fps: float | None) -> PoseSequence:
     )
 
 
+def _looks_like_deepmimic(path: pathlib.Path) -> bool:
+    """A DeepMimic clip saved with a .json name: a "Frames" key near the start of the file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b'"Frames"' in head
+
+
 def load_driving(
     driving,
     *,
@@ -1027,7 +1037,8 @@ def load_driving(
               :func:`detect_poses` on its frames;
             * a folder of OpenPose JSON files, one ``.json`` file, or a list of them
               (:func:`load_openpose`);
-            * a DeepMimic clip (``.txt``, :func:`poses_from_mocap`);
+            * a DeepMimic clip (``.txt``, or ``.json`` holding a ``"Frames"`` list;
+              :func:`poses_from_mocap`);
             * body-model pose parameters, an (T, J, 3) axis-angle array
               (:func:`poses_from_body_model`).
         image_size: (height, width) of the output frame: videos and OpenPose keypoints are
@@ -1063,7 +1074,12 @@ def load_driving(
         seq = load_openpose(path, fps=fps or 30.0)
         return seq if image_size is None else seq.resized(image_size)
     if suffix == ".json":
-        seq = load_openpose([path], fps=fps or 30.0)
+        try:
+            seq = load_openpose([path], fps=fps or 30.0)
+        except PoseFileError:
+            if not _looks_like_deepmimic(path):
+                raise
+            return poses_from_mocap(path, image_size=tuple(image_size or (512, 512)), fps=fps)
         return seq if image_size is None else seq.resized(image_size)
     if suffix == ".txt":
         return poses_from_mocap(path, image_size=tuple(image_size or (512, 512)), fps=fps)
