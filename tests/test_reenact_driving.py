@@ -552,3 +552,27 @@ def test_normalisation_properties(s_min, s_span, t_min, t_span, heights, ankle, 
     assert out.body[0, 10, 1] - out.body[0, 0, 1] == pytest.approx(scale * size_in, abs=tol)
     same = normalize_poses(frame, source, source_stats=source)
     np.testing.assert_allclose(same.body, frame.body, atol=tol)
+
+
+@pytest.mark.slow
+def test_smoothing_lowers_jitter_on_a_real_video() -> None:
+    """carphone.mp4, all 120 frames: the smoothed face and body keypoints jerk less from frame
+    to frame than the raw detections (second differences), and stay close to them."""
+    from recon3d.io.video import read_video
+
+    frames, fps = read_video(DATA / "carphone.mp4")
+    frames = list(frames)
+    raw = detect_poses(frames, fps=fps, smoothing=None, progress=False)
+    smooth = detect_poses(frames, fps=fps, progress=False)
+
+    def jerk(points, conf):
+        ok = (conf[2:] > 0.5) & (conf[1:-1] > 0.5) & (conf[:-2] > 0.5)
+        second = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)
+        return second[ok].mean()
+
+    for name in ("body", "face"):
+        points, conf = getattr(raw, name), getattr(raw, f"{name}_confidence")
+        smoothed = getattr(smooth, name)
+        assert jerk(smoothed, conf) < 0.75 * jerk(points, conf), name
+        ok = conf > 0.5
+        assert np.linalg.norm(smoothed - points, axis=-1)[ok].mean() < 1.5, name
