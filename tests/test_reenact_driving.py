@@ -367,6 +367,12 @@ def test_body_model_pose_parameters() -> None:
     assert not np.allclose(seq.body[1, wrist], seq.body[0, wrist], atol=5)
     np.testing.assert_allclose(seq.body[2], seq.body[0], atol=1e-3)
     assert np.all(seq.face_confidence == 1)  # the rest pose faces the camera
+    tall = np.zeros(model.num_shape, np.float32)
+    tall[0] = 2.0
+    other = load_driving(pose, image_size=(320, 240), shape=tall)
+    assert np.abs(other.body - seq.body).max() > 1.0
+    with pytest.raises(ValueError, match="shape coefficients"):
+        load_driving(pose, shape=np.zeros(3))
     with pytest.raises(PoseFileError, match="shape"):
         load_driving(np.zeros((3, 5, 3)))
     with pytest.raises(PoseFileError, match="non-finite"):

@@ -912,6 +912,20 @@ def _visible(points: np.ndarray, pixels: np.ndarray, depth: np.ndarray, toleranc
     return inside & (points[:, 2] - front < tolerance)
 
 
+def _checked_shape(shape) -> np.ndarray | None:
+    """``shape`` as (num_shape,) float32, or None; ValueError when it is not that."""
+    if shape is None:
+        return None
+    model = _body_model()
+    array = np.asarray(shape, np.float32).reshape(-1)
+    if array.shape != (model.num_shape,) or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"shape must be {model.num_shape} finite body-model shape coefficients, got "
+            f"{np.shape(shape)}"
+        )
+    return array
+
+
 def poses_from_body_model(
     pose: np.ndarray,
     *,
@@ -937,6 +951,7 @@ def poses_from_body_model(
         PoseFileError: ``pose`` of the wrong shape or with non-finite values.
     """
     model = _body_model()
+    shape = _checked_shape(shape)
     pose = np.asarray(pose, np.float32)
     if pose.ndim != 3 or pose.shape[1:] != (model.num_joints, 3) or len(pose) == 0:
         raise PoseFileError(
@@ -973,6 +988,7 @@ def poses_from_mocap(
     """
     from recon3d.io.mocap import load_deepmimic, retarget_to_body
 
+    shape = _checked_shape(shape)
     clip = load_deepmimic(path)
     motion = retarget_to_body(clip, _body_model(), shape)
     poses, translation, rate = motion.poses, motion.translation, clip.fps
@@ -1026,6 +1042,7 @@ def load_driving(
     image_size: tuple[int, int] | None = None,
     fps: float | None = None,
     progress: bool = True,
+    shape: np.ndarray | None = None,
 ) -> PoseSequence:
     """Driving poses from any supported source.
 
@@ -1047,6 +1064,8 @@ def load_driving(
         fps: resample to this frame rate (nearest frame); default: the source's rate (30 for
             OpenPose files and pose parameters).
         progress: progress bar for video pose detection.
+        shape: body-model shape coefficients (num_shape,) for mocap clips and pose parameters
+            (default: the average body), e.g. a body reconstruction's ``params["shape"]``.
     Raises:
         PoseFileError: a bad or missing pose file, an unrecognised input.
         InvalidImageError: an unreadable video (ImageTooLargeError: frames too large).
@@ -1056,7 +1075,7 @@ def load_driving(
         return _resampled(out, fps)
     if isinstance(driving, np.ndarray):
         return poses_from_body_model(
-            driving, image_size=tuple(image_size or (512, 512)), fps=fps or 30.0
+            driving, shape=shape, image_size=tuple(image_size or (512, 512)), fps=fps or 30.0
         )
     if isinstance(driving, (list, tuple)):
         seq = load_openpose(list(driving), fps=fps or 30.0)
@@ -1079,10 +1098,14 @@ def load_driving(
         except PoseFileError:
             if not _looks_like_deepmimic(path):
                 raise
-            return poses_from_mocap(path, image_size=tuple(image_size or (512, 512)), fps=fps)
+            return poses_from_mocap(
+                path, shape=shape, image_size=tuple(image_size or (512, 512)), fps=fps
+            )
         return seq if image_size is None else seq.resized(image_size)
     if suffix == ".txt":
-        return poses_from_mocap(path, image_size=tuple(image_size or (512, 512)), fps=fps)
+        return poses_from_mocap(
+            path, shape=shape, image_size=tuple(image_size or (512, 512)), fps=fps
+        )
     if suffix in VIDEO_SUFFIXES:
         frames, rate = read_video(path)
         seq = detect_poses(frames, fps=rate, progress=progress)
