@@ -240,6 +240,28 @@ def test_openpose_rejects_malformed_files(tmp_path: Path, doc: bytes, match: str
     assert path.name in str(info.value)
 
 
+def test_openpose_special_files_do_not_hang(tmp_path: Path) -> None:
+    """/dev/zero (reports 0 bytes, never ends) and a FIFO (blocks on open) are refused."""
+    import threading
+
+    fifo = tmp_path / "frame.json"
+    os.mkfifo(fifo)
+    errors = []
+
+    def load(path):
+        try:
+            load_openpose([path])
+        except PoseFileError as exc:
+            errors.append(str(exc))
+
+    for path in (Path("/dev/zero"), fifo):
+        worker = threading.Thread(target=load, args=(path,), daemon=True)
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), path
+    assert len(errors) == 2 and all("regular file" in e for e in errors)
+
+
 def test_openpose_missing_inputs(tmp_path: Path) -> None:
     with pytest.raises(PoseFileError, match="no .json"):
         load_openpose(tmp_path)
