@@ -341,6 +341,7 @@ def test_fit_on_a_frame_set(tmp_path) -> None:
         **{k: v for k, v in TINY.items() if k in ("ngf", "n_blocks")},
     )  # fmt: skip
     assert reposer.info["perceptual"] == "none" and reposer.info["frames"] == 6
+    assert reposer.info["body_steps_done"] == 2 and reposer.info["face_steps_done"] == 1
     assert set(reposer.info["final_losses"]) >= {"l1", "face_l1"}
     frames = list(reposer.render(_poses(2, 32), progress=False))
     assert len(frames) == 2

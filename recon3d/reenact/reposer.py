@@ -178,6 +178,8 @@ class Reposer:
         info = {
             "train": dataclasses.asdict(config),
             "frames": len(data.frames),
+            "body_steps_done": sum(h["step"] < steps for h in result.history),
+            "face_steps_done": sum(h["step"] >= steps for h in result.history),
             "perceptual": "mobilenet_v2" if perceptual is not None else "none",
             "seconds": round(result.seconds, 1),
             "steps_per_second": round(result.steps_per_second, 3),
