@@ -121,8 +121,13 @@ def measure_batch(workers: list[int], photos: int, repeat: int) -> dict[str, Any
     }
 
 
-def measure_threads(threads: int, photos: int, repeat: int) -> dict[str, Any]:
-    """``photos`` head reconstructions serially and from ``threads`` plain threads, each round.
+BODY_PHOTOS = [REPO_ROOT / "tests" / "data" / n for n in ("obama3.jpg", "biden.jpg")]
+
+
+def measure_threads(threads: int, photos: int, repeat: int, target: str = "head") -> dict[str, Any]:
+    """``photos`` reconstructions serially and from ``threads`` plain threads, each round.
+
+    ``target="head"`` cycles over the head test photos, ``"body"`` over two full-body photos.
 
     Returns:
         dict with ``cpus``, ``load_avg`` (before, after), and for ``"serial"`` and
@@ -133,11 +138,12 @@ def measure_threads(threads: int, photos: int, repeat: int) -> dict[str, Any]:
 
     from recon3d import reconstruct
 
-    inputs = [PHOTOS[i % len(PHOTOS)] for i in range(photos)]
-    reconstruct(PHOTOS[0], target="head")  # load the model and the MediaPipe graph first
+    pool = PHOTOS if target == "head" else BODY_PHOTOS
+    inputs = [pool[i % len(pool)] for i in range(photos)]
+    reconstruct(pool[0], target=target)  # load the models and the MediaPipe graphs first
 
     def run_one(path: Path, stages: dict[str, float], lock: threading.Lock) -> None:
-        rec = reconstruct(path, target="head")
+        rec = reconstruct(path, target=target)
         with lock:
             for k, v in rec.timings.items():
                 stages[k] = stages.get(k, 0.0) + v
@@ -175,6 +181,7 @@ def measure_threads(threads: int, photos: int, repeat: int) -> dict[str, Any]:
         out["threaded"].append(timed(threaded))
     out.update(
         threads=threads,
+        target=target,
         photos=photos,
         repeat=repeat,
         cpus=len(os.sched_getaffinity(0)),
@@ -194,15 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, metavar="N", help="time reconstruct() from N user threads instead"
     )
+    parser.add_argument(
+        "--target", choices=("head", "body"), default="head", help="for --threads (default head)"
+    )
     parser.add_argument("--photos", type=int, default=8, help="photos per batch (default 8)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of --batch (default 2)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     if args.threads:
-        res = measure_threads(args.threads, args.photos, args.repeat)
+        res = measure_threads(args.threads, args.photos, args.repeat, args.target)
         print(
-            f"reconstruct() on {res['photos']} head photos: serial vs {res['threads']} threads, "
+            f"reconstruct() on {res['photos']} {res['target']} photos: serial vs "
+            f"{res['threads']} threads, "
             f"{res['cpus']} cores, load average {res['load_avg'][0]:.1f} before / "
             f"{res['load_avg'][1]:.1f} after"
         )
