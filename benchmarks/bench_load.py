@@ -27,6 +27,9 @@ means threads spin or wait on each other) and the summed per-stage times, ``--re
 serial and threaded interleaved::
 
     PYOPENGL_PLATFORM=egl python benchmarks/bench_load.py --threads 4 --photos 8 --repeat 3
+
+``--ab`` adds the "before" case in the same process: the head fit without its OpenBLAS limit
+(:func:`recon3d._threads.blas_single_threaded` replaced by a no-op), rounds interleaved.
 """
 
 from __future__ import annotations
@@ -190,6 +193,38 @@ def measure_threads(threads: int, photos: int, repeat: int, target: str = "head"
     return out
 
 
+def _threads_ab(args: argparse.Namespace) -> int:
+    """``--threads N --ab``: rounds of "before" (the head fit's OpenBLAS limit replaced by a
+    no-op, as before it existed) and "now", interleaved in one process."""
+    import contextlib
+
+    import recon3d.fitting.head_fit as head_fit
+
+    limit = head_fit.blas_single_threaded
+    out: dict[str, list[dict[str, Any]]] = {"before": [], "now": []}
+    try:
+        for _ in range(args.repeat):
+            for mode in ("before", "now"):
+                head_fit.blas_single_threaded = (
+                    contextlib.nullcontext if mode == "before" else limit
+                )
+                res = measure_threads(args.threads, args.photos, 1, args.target)
+                s, t = res["serial"][0], res["threaded"][0]
+                out[mode].append({"serial": s, "threaded": t, "load_avg": res["load_avg"]})
+                print(
+                    f"{mode:6s} serial wall {s['wall']:6.2f} s cpu {s['cpu']:6.2f} s "
+                    f"fit {s['stages'].get('fit', 0.0):6.2f} s | {args.threads} threads wall "
+                    f"{t['wall']:6.2f} s cpu {t['cpu']:6.2f} s fit (summed) "
+                    f"{t['stages'].get('fit', 0.0):7.2f} s | load {res['load_avg'][0]:.1f}",
+                    flush=True,
+                )
+    finally:
+        head_fit.blas_single_threaded = limit
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="reconstructions (default 200)")
@@ -204,11 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target", choices=("head", "body"), default="head", help="for --threads (default head)"
     )
+    parser.add_argument(
+        "--ab",
+        action="store_true",
+        help="with --threads: also run without the head fit's OpenBLAS limit, interleaved",
+    )
     parser.add_argument("--photos", type=int, default=8, help="photos per batch (default 8)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of --batch (default 2)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
+    if args.threads and args.ab:
+        return _threads_ab(args)
     if args.threads:
         res = measure_threads(args.threads, args.photos, args.repeat, args.target)
         print(
