@@ -142,6 +142,22 @@ def test_face_boxes_crop_and_paste() -> None:
     torch.testing.assert_close(pasted[:, :, :16], image[:, :, :16])
 
 
+def test_face_visibility_and_feathered_paste() -> None:
+    from recon3d.reenact.face import face_visible
+
+    poses = _poses(3, 64)
+    assert face_visible(poses).all()
+    poses.body_confidence[1, [0, 14, 15]] = 0  # seen from behind: no nose, no eyes
+    assert face_visible(poses).tolist() == [True, False, True]
+    image = torch.zeros(1, 1, 32, 32)
+    pasted = paste_boxes(
+        image, torch.ones(1, 1, 16, 16), torch.tensor([[8, 8, 24, 24]]), feather=0.25
+    )
+    assert float(pasted[0, 0, 16, 16]) == 1.0  # full strength in the middle
+    assert 0 < float(pasted[0, 0, 8, 16]) < 0.5  # faded at the border
+    assert float(pasted[0, 0, 4, 4]) == 0.0
+
+
 def test_multiscale_discriminator_features() -> None:
     d = MultiscaleDiscriminator(12, ndf=4, n_layers=3, num_d=3)
     out = d(torch.randn(2, 12, 64, 64))

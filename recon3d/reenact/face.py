@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["crop_boxes", "face_boxes", "paste_boxes"]
+__all__ = ["crop_boxes", "face_boxes", "face_visible", "paste_boxes"]
 
 # BODY18 indices of the head: nose, neck, right/left eye, right/left ear.
 _NOSE, _NECK, _EYES, _EARS = 0, 1, (14, 15), (16, 17)
@@ -74,6 +74,19 @@ def face_boxes(poses, *, size: tuple[int, int] | None = None, scale: float = 1.0
     return out
 
 
+def face_visible(poses) -> np.ndarray:
+    """(T,) bool: frames whose face is seen from the front or the side (at least 10 confident
+    iBUG-68 points, or the nose and an eye), where the FaceGAN applies; from behind, only the
+    box of :func:`face_boxes` is left and the FaceGAN would paint a face on the back of the
+    head."""
+    body_conf = np.asarray(poses.body_confidence)
+    ok = body_conf > _MIN_CONFIDENCE
+    visible = ok[:, _NOSE] & (ok[:, _EYES[0]] | ok[:, _EYES[1]])
+    if poses.face_confidence is not None:
+        visible |= (np.asarray(poses.face_confidence) > _MIN_CONFIDENCE).sum(1) >= 10
+    return visible
+
+
 def _affine(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, 2, 3) affine_grid matrices mapping an output square to each box (x0, y0, x1, y1)."""
     b = boxes.to(torch.float32)
@@ -93,10 +106,19 @@ def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Te
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def paste_boxes(images: torch.Tensor, patches: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+def paste_boxes(
+    images: torch.Tensor, patches: torch.Tensor, boxes: torch.Tensor, *, feather: float = 0.0
+) -> torch.Tensor:
     """Add (B, C, S, S) patches, resized to each (B, 4) box, onto (B, C, H, W) images (zero
-    outside the boxes). Returns the new (B, C, H, W) images."""
+    outside the boxes). ``feather`` > 0 fades the patches linearly to zero over that fraction
+    of their side at the borders (no visible seam at the box's edge). Returns the new
+    (B, C, H, W) images."""
     out = images.clone()
+    if feather > 0:
+        s = patches.shape[-1]
+        u = (torch.arange(s, dtype=patches.dtype, device=patches.device) + 0.5) / s
+        ramp = (torch.minimum(u, 1 - u) / feather).clamp(max=1.0)
+        patches = patches * (ramp[:, None] * ramp[None, :])
     for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
         patch = F.interpolate(
             patches[i : i + 1], size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False

@@ -32,7 +32,7 @@ from recon3d.errors import (
     MissingWeightsError,
     UnsupportedTargetError,
 )
-from recon3d.reenact.face import crop_boxes, face_boxes, paste_boxes
+from recon3d.reenact.face import crop_boxes, face_boxes, face_visible, paste_boxes
 from recon3d.reenact.networks import FaceGenerator, RendererConfig, build_generator
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ PERCEPTUAL_WEIGHTS_ENV = "RECON3D_PERCEPTUAL_WEIGHTS"
 """Environment variable with the path of torchvision's ``mobilenet_v2-b0353104.pth``, used for
 the perceptual losses when :meth:`Reposer.fit` is given no ``perceptual_weights``."""
 _MAX_SIDECAR_BYTES = 64 << 20
+# The FaceGAN's residual fades out over this fraction of the face box at its borders.
+_FEATHER = 0.15
 
 
 class Reposer:
@@ -344,11 +346,13 @@ class Reposer:
 
         s = self.config.size
         boxes = torch.from_numpy(face_boxes(poses, size=(s, s)))
+        visible = face_visible(poses)
         prev = None
         with tqdm(total=len(poses), desc="repose", unit="frame", disable=not progress) as bar:
             for i in range(len(poses)):
                 pose_map = draw_pose_map(poses, i, size=(s, s))
-                frame, prev = self.render_pose_map(pose_map, prev, boxes[i])
+                box = boxes[i] if visible[i] else None
+                frame, prev = self.render_pose_map(pose_map, prev, box)
                 bar.update(1)
                 yield frame
 
@@ -365,7 +369,9 @@ class Reposer:
             pose_map: the drawn driving pose.
             previous: the body generator's previous output (1, 3, size, size) in [-1, 1], as
                 returned by the previous call (None for the first frame).
-            face_box: (4,) ``x0, y0, x1, y1`` face crop for the FaceGAN (None: no FaceGAN).
+            face_box: (4,) ``x0, y0, x1, y1`` face crop for the FaceGAN (None: no FaceGAN, as
+                for frames where the face is not visible, see
+                :func:`recon3d.reenact.face.face_visible`).
         Returns:
             The (size, size, 3) uint8 frame, and the body generator's output to pass as
             ``previous`` for the next frame.
@@ -386,7 +392,7 @@ class Reposer:
             fs = self.config.face_size
             body_crop = crop_boxes(body, box, fs)
             refined = self.face_generator(crop_boxes(x, box, fs), body_crop)
-            out = paste_boxes(body, refined - body_crop, box).clamp(-1.0, 1.0)
+            out = paste_boxes(body, refined - body_crop, box, feather=_FEATHER).clamp(-1.0, 1.0)
         frame = ((out[0].permute(1, 2, 0) + 1.0) * 127.5).round().clamp(0, 255)
         return frame.to(torch.uint8).cpu().numpy(), body
 

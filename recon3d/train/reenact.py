@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recon3d.reenact.face import crop_boxes, face_boxes
+from recon3d.reenact.face import crop_boxes, face_boxes, face_visible
 from recon3d.reenact.networks import FaceGenerator, RendererConfig, build_generator
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,15 @@ class PerceptualLoss(nn.Module):
 @dataclass
 class TrainingData:
     """A frame set as tensors: (N, 3, S, S) uint8 ``frames`` and ``pose_maps``, (N, 4) int64
-    ``boxes`` (face crops), and ``pairs``: indices t with t - 1 in the same sequence."""
+    ``boxes`` (face crops), ``pairs``: indices t with t - 1 in the same sequence, the target's
+    ankle ``stats`` and (N,) bool ``face_visible`` (the frames the FaceGAN trains on)."""
 
     frames: torch.Tensor
     pose_maps: torch.Tensor
     boxes: torch.Tensor
     pairs: torch.Tensor
     stats: Any = None
+    face_visible: torch.Tensor | None = None
 
 
 def prepare_data(frame_set, size: int) -> TrainingData:
@@ -241,6 +243,7 @@ def prepare_data(frame_set, size: int) -> TrainingData:
         boxes=torch.from_numpy(face_boxes(poses, size=(size, size))),
         pairs=torch.from_numpy(pairs.astype(np.int64)),
         stats=_stats(poses, ankle_stats),
+        face_visible=torch.from_numpy(face_visible(poses)),
     )
 
 
@@ -363,7 +366,14 @@ def train_reposer(
         if renderer.face:
             FG, DF = _ddp(FG, device), _ddp(DF, device)
 
+    body_pool = data.pairs if renderer.temporal else torch.arange(len(data.frames))
+    face_pool = body_pool
+    if data.face_visible is not None:  # the FaceGAN trains on frames with a visible face
+        face_pool = body_pool[data.face_visible[body_pool]]
     face_steps = config.face_steps if renderer.face else 0
+    if face_steps and len(face_pool) == 0:
+        log.warning("no training frame shows a face: the FaceGAN is not trained")
+        face_steps = 0
     total = config.steps + face_steps
     bar = tqdm(
         total=total, initial=start, desc="reposer", unit="step", disable=not progress or rank
@@ -385,7 +395,7 @@ def train_reposer(
                 continue
             if step == config.steps and start < config.steps:
                 stage_started = time.perf_counter()
-            pool = data.pairs if renderer.temporal else torch.arange(len(data.frames))
+            pool = body_pool if step < config.steps else face_pool
             pick = torch.randint(len(pool), (config.batch_size * world,), generator=sampler)
             index = pool[pick[rank * config.batch_size : (rank + 1) * config.batch_size]]
             if step < config.steps:
