@@ -39,6 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {"ngf": 4, "n_blocks": 1, "face_ngf": 4, "face_blocks": 1}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread (with two, every small op waits on a thread barrier, which
+    takes long when the cores are busy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- stand-ins ----------------------------------------------------------------------------------
 def _skeleton(t: float, size: int) -> np.ndarray:
     """(18, 2) a standing person, arms swinging with t, filling a size x size frame."""
