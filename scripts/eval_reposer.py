@@ -275,6 +275,18 @@ def _save_samples(folder, name: str, generated: np.ndarray, truth: np.ndarray) -
     cv2.imwrite(str(folder / f"{safe}.jpg"), strip[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
+def merged(previous: dict, result: dict) -> dict:
+    """``previous`` with the rows of ``result`` replacing (or added after) those of the same
+    name; the test set must be the same."""
+    for key in ("setting", "size", "frames", "sequences"):
+        if previous[key] != result[key]:
+            raise SystemExit(f"--update: {key} differs ({previous[key]} vs {result[key]})")
+    new = {r["name"]: r for r in result["rows"]}
+    rows = [new.pop(r["name"], r) for r in previous["rows"]] + list(new.values())
+    commands = previous.get("commands", [previous.get("command")])
+    return {**result, "rows": rows, "commands": [*commands, result["command"]]}
+
+
 def _f(value: float, digits: int = 3) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
@@ -343,12 +355,21 @@ def main(argv: list[str] | None = None) -> int:
         help="npz path (may hold {setting} and {size}) to store / reuse the test frames",
     )
     parser.add_argument("--samples", type=pathlib.Path, default=None, help="folder for strips")
+    parser.add_argument(
+        "--update",
+        type=pathlib.Path,
+        default=None,
+        help="an earlier --json of the same setting: its rows are kept, rows evaluated now "
+        "replace those of the same name",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--markdown", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     result = evaluate(args)
+    if args.update is not None:
+        result = merged(json.loads(args.update.read_text()), result)
     text = markdown(result)
     sys.stdout.write(text)
     if args.json:
