@@ -87,14 +87,16 @@ def body_boxes(poses, margin: float = 0.12) -> np.ndarray:
 
 def generate(reposer, frame_set, *, face: bool = True) -> tuple[np.ndarray, float]:
     """Frames of ``reposer`` driven by the test set's own keypoints, as ``Reposer.render`` does
-    (pose map -> generator fed its previous output -> FaceGAN on the face box), the previous
-    frame reset at every new sequence. Returns (N, S, S, 3) uint8 and seconds per frame."""
-    from recon3d.reenact.face import face_boxes
+    (pose map -> generator fed its previous output -> FaceGAN on the face box where the face is
+    visible), the previous frame reset at every new sequence. Returns (N, S, S, 3) uint8 and
+    seconds per frame."""
+    from recon3d.reenact.face import face_boxes, face_visible
     from recon3d.reenact.posemap import draw_pose_map
 
     s = reposer.size
     poses = frame_set.poses
     boxes = face_boxes(poses, size=(s, s))
+    visible = face_visible(poses)
     out = np.empty((len(frame_set), s, s, 3), np.uint8)
     prev, last = None, None
     start = time.perf_counter()
@@ -102,7 +104,8 @@ def generate(reposer, frame_set, *, face: bool = True) -> tuple[np.ndarray, floa
         if frame_set.sequence[i] != last:
             prev, last = None, frame_set.sequence[i]
         pose_map = draw_pose_map(poses, i, size=(s, s))
-        out[i], prev = reposer.render_pose_map(pose_map, prev, boxes[i] if face else None)
+        box = boxes[i] if face and visible[i] else None
+        out[i], prev = reposer.render_pose_map(pose_map, prev, box)
     return out, (time.perf_counter() - start) / max(len(frame_set), 1)
 
 
