@@ -148,7 +148,7 @@ class GlobalGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_image(x, self.features[0].in_channels, 2**self.n_downsample, "GlobalGenerator")
-        return self.head(self.features(x))
+        return self.head(_channels_last(self.features(x)))
 
 
 class LocalEnhancer(nn.Module):
@@ -193,7 +193,8 @@ class LocalEnhancer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_image(x, self.local_down[0].in_channels, 2**self.n_downsample, "LocalEnhancer")
         coarse = self.global_net.features(self.downsample(x))
-        return self.local_up(self.local_down(x) + coarse)
+        h = self.local_up[:-2](self.local_down(x) + coarse)
+        return self.local_up[-2:](_channels_last(h))
 
 
 class FaceGenerator(nn.Module):
@@ -247,6 +248,12 @@ def build_generator(config: RendererConfig) -> nn.Module:
             config.n_blocks_local,
         )  # fmt: skip
     return GlobalGenerator(config.in_channels, config.ngf, config.n_downsample, config.n_blocks)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The 7x7 output convolutions (few output channels, full resolution) run about twice as
+    fast on the CPU with channels-last inputs; the rest of the network does not gain."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _check_image(x: torch.Tensor, channels: int, multiple: int, what: str) -> None:
