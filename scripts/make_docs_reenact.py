@@ -18,7 +18,9 @@ Writes, each panel ``--panel`` pixels square, at most ``--fps`` frames per secon
 * ``reenact_carphone.gif`` (with ``--video-reposer``): self-reenactment of carphone.mp4 on its
   held-out frames (``--start`` onwards): real frame | pose map | generated.
 
-Every GIF is checked to be below 3 MB.
+Every GIF is checked to be below 3 MB. With ``--samples`` (the ``--samples`` folder of
+``scripts/eval_reposer.py --setting reposed``) it writes ``reenact_rows.jpg`` instead: held-out
+ground truth, then pix2pixHD, + temporal smoothing and + FaceGAN on the same frames.
 """
 
 from __future__ import annotations
@@ -102,6 +104,21 @@ def driven(reposer, driving_poses, *, normalize: bool = True):
     return maps, frames
 
 
+def rows_picture(samples: pathlib.Path, out: pathlib.Path, side: int) -> None:
+    """The eval's strips (ground truth above, a row's frames below, 256 px frames) stacked:
+    ground truth, pix2pixHD, + temporal smoothing, + FaceGAN; frames ``side`` pixels."""
+    names = ("pix2pixHD", "temporal_smoothing", "FaceGAN")
+    strips = [cv2.imread(str(samples / f"{n}.jpg")) for n in names]
+    if any(s is None for s in strips):
+        raise SystemExit(f"missing strips in {samples}: expected {names}")
+    half = strips[0].shape[0] // 2
+    picture = np.concatenate([strips[0][:half]] + [s[half:] for s in strips], 0)
+    scale = side / half
+    picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(out), picture, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    log.info("%s: %dx%d", out, picture.shape[1], picture.shape[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     from recon3d import reconstruct
     from recon3d.reenact.poses import load_driving
@@ -114,8 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs/images")
     parser.add_argument("--panel", type=int, default=160)
     parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument(
+        "--samples",
+        type=pathlib.Path,
+        default=None,
+        help="eval_reposer.py --samples folder of the reposed setting: write "
+        "reenact_rows.jpg (ground truth, then each row's frames) and stop",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.samples is not None:
+        rows_picture(args.samples, args.out / "reenact_rows.jpg", args.panel)
+        return 0
     side = args.panel
     reposer = Reposer.load(args.reposer)
     obama = reconstruct(DATA / "photos/obama3.jpg", target="body")
