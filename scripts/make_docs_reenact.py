@@ -120,12 +120,10 @@ def rows_picture(samples: pathlib.Path, out: pathlib.Path, side: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recon3d import reconstruct
-    from recon3d.reenact.poses import load_driving
     from recon3d.reenact.reposer import Reposer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reposer", type=pathlib.Path, required=True, help="obama3's reposer")
+    parser.add_argument("--reposer", type=pathlib.Path, default=None, help="obama3's reposer")
     parser.add_argument("--video-reposer", type=pathlib.Path, default=None)
     parser.add_argument("--start", type=int, default=90, help="first held-out carphone frame")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs/images")
@@ -144,16 +142,29 @@ def main(argv: list[str] | None = None) -> int:
         rows_picture(args.samples, args.out / "reenact_rows.jpg", args.panel)
         return 0
     side = args.panel
-    reposer = Reposer.load(args.reposer)
+    if args.reposer is None and args.video_reposer is None:
+        parser.error("give --reposer and/or --video-reposer (or --samples)")
+    if args.reposer is not None:
+        obama_gifs(Reposer.load(args.reposer), args.out, side, args.fps)
+    if args.video_reposer is not None:
+        carphone_gif(Reposer.load(args.video_reposer), args.out, side, args.fps, args.start)
+    return 0
+
+
+def obama_gifs(reposer, out: pathlib.Path, side: int, target_fps: float) -> None:
+    """obama3 driven by dance_a and by a rendered video of biden.jpg dancing dance_b."""
+    from recon3d import reconstruct
+    from recon3d.reenact.poses import load_driving
+
     obama = reconstruct(DATA / "photos/obama3.jpg", target="body")
     photo = person_crop(obama)
 
     # 1. The dance_a mocap clip.
     driving = load_driving(MOCAP / "humanoid3d_dance_a.txt", fps=30.0, progress=False)
     maps, frames = driven(reposer, driving)
-    keep = subsample(len(frames), driving.fps, args.fps)
+    keep = subsample(len(frames), driving.fps, target_fps)
     gif = [strip([photo, maps[i], frames[i]], side) for i in keep]
-    write_gif(args.out / "reenact_dance_a.gif", gif, min(args.fps, driving.fps))
+    write_gif(out / "reenact_dance_a.gif", gif, min(target_fps, driving.fps))
 
     # 2. A video: biden.jpg's reconstruction rendered dancing dance_b, seen by MediaPipe.
     from recon3d.io.video import write_video
@@ -167,23 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         path = write_video(pathlib.Path(tmp) / "biden_dance_b.mp4", list(video.frames), 30.0)
         driving = load_driving(path, progress=False)
     maps, frames = driven(reposer, driving)
-    keep = subsample(len(frames), driving.fps, args.fps)
+    keep = subsample(len(frames), driving.fps, target_fps)
     gif = [strip([video.frames[i], maps[i], frames[i]], side) for i in keep]
-    write_gif(args.out / "reenact_video.gif", gif, min(args.fps, driving.fps))
+    write_gif(out / "reenact_video.gif", gif, min(target_fps, driving.fps))
 
-    # 3. Self-reenactment of carphone.mp4 on its held-out frames.
-    if args.video_reposer is not None:
-        from recon3d.train.reenact_data import video_frames
 
-        video_reposer = Reposer.load(args.video_reposer)
-        held_out = video_frames(
-            DATA / "video/carphone.mp4", size=video_reposer.size, start=args.start, progress=False
-        )
-        maps, frames = driven(video_reposer, held_out.poses, normalize=False)
-        keep = subsample(len(frames), held_out.poses.fps, args.fps)
-        gif = [strip([held_out.frames[i], maps[i], frames[i]], side) for i in keep]
-        write_gif(args.out / "reenact_carphone.gif", gif, min(args.fps, held_out.poses.fps))
-    return 0
+def carphone_gif(reposer, out: pathlib.Path, side: int, target_fps: float, start: int) -> None:
+    """Self-reenactment of carphone.mp4 on its held-out frames (``start`` onwards)."""
+    from recon3d.train.reenact_data import video_frames
+
+    held_out = video_frames(
+        DATA / "video/carphone.mp4", size=reposer.size, start=start, progress=False
+    )
+    maps, frames = driven(reposer, held_out.poses, normalize=False)
+    keep = subsample(len(frames), held_out.poses.fps, target_fps)
+    gif = [strip([held_out.frames[i], maps[i], frames[i]], side) for i in keep]
+    write_gif(out / "reenact_carphone.gif", gif, min(target_fps, held_out.poses.fps))
 
 
 if __name__ == "__main__":
