@@ -41,7 +41,7 @@ DEFAULT_PHOTOS = [
     for name in ("obama3.jpg", "biden.jpg", "camera.png", "astronaut.png", "obama2.jpg")
 ]
 UPPER_BODY = frozenset({"astronaut.png", "obama2.jpg"})
-STAGES = ("decode", "front end", "fit", "texture", "export")
+STAGES = ("decode", "front end", "fit", "texture", "completion", "export")
 
 BAR_FIRST_CALL_S = 15.0
 BAR_WARM_TOTAL_S = 4.0

@@ -37,7 +37,7 @@ DEFAULT_PHOTOS = [
     REPO_ROOT / "tests" / "data" / name
     for name in ("grace_hopper.jpg", "obama.jpg", "obama2.jpg", "astronaut.png", "32bit.png")
 ]
-STAGES = ("decode", "front end", "fit", "texture", "export")
+STAGES = ("decode", "front end", "fit", "texture", "completion", "export")
 
 BAR_FIRST_CALL_S = 8.0
 BAR_WARM_TOTAL_S = 2.0

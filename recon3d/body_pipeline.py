@@ -7,15 +7,15 @@ image ─► io.image ─► keypoints (MediaPipe pose + mask, face mesh, hands)
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from recon3d._progress import stages
+from recon3d._threads import torch_single_threaded
 from recon3d.camera import Camera
 from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
 from recon3d.io import DEFAULT_MAX_PIXELS
@@ -26,9 +26,10 @@ from recon3d.models.body_net import BodyRegressor, predict_fit
 from recon3d.pipeline import decoded
 from recon3d.reconstruction import Reconstruction
 from recon3d.skeleton import Skeleton
+from recon3d.texture.completion import TextureCompleter, complete
 from recon3d.texture.projection import project_texture
 
-STAGES = ("decode", "front end", "fit", "texture")
+STAGES = ("decode", "front end", "fit", "texture", "completion")
 #: Whether :meth:`BodyReconstructionPipeline.from_pretrained` (and so ``reconstruct``) starts
 #: from the body network. Measured on the real test photos, the full fit is still better.
 USE_NETWORK_BY_DEFAULT = False
@@ -71,6 +72,8 @@ class BodyReconstructionPipeline:
         face_detector: face-mesh detector for head detail (MediaPipe's by default).
         hand_detector: hand-landmark detector with ``detect(image, person) -> {side: (21, 2)}``
             (MediaPipe's by default).
+        completer: the texture-completion network for the body layout (the shipped one,
+            loaded on first use, by default).
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class BodyReconstructionPipeline:
         refine_options: BodyFitOptions | None = None,
         face_detector: FaceLandmarkDetector | None = None,
         hand_detector: Any | None = None,
+        completer: TextureCompleter | None = None,
     ) -> None:
         self.model = model
+        self._completer = completer
         self.network = network
         self.refine_options = refine_options or REFINE_OPTIONS
         self._detector = detector
@@ -119,6 +124,8 @@ class BodyReconstructionPipeline:
             self.model.to(torch.device(device))
             if self.network is not None:
                 self.network.to(torch.device(device))
+            if self._completer is not None:
+                self._completer.to(device)
         return self
 
     @property
@@ -142,6 +149,15 @@ class BodyReconstructionPipeline:
         from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
 
         return self._lazy("_hand_detector", MediaPipeHandDetector)
+
+    @property
+    def completer(self) -> TextureCompleter:
+        """The texture-completion network (``weights/texture_net.safetensors``), loaded on
+        first use."""
+        return self._lazy(
+            "_completer",
+            lambda: TextureCompleter.from_pretrained("body", self.model, self.device),
+        )
 
     def _lazy(self, attribute: str, factory: Any) -> Any:
         """The detector in ``attribute``, built on first use (MediaPipe graphs cost ~0.3 s
@@ -177,6 +193,7 @@ class BodyReconstructionPipeline:
         progress: bool = False,
         person: BodyLandmarks | None = None,
         refine: bool = True,
+        complete_texture: bool = True,
     ) -> Reconstruction:
         """Reconstruct the full body of one person in ``image``.
 
@@ -190,6 +207,9 @@ class BodyReconstructionPipeline:
                 runs the pose detector to decide).
             refine: with a network, refine its estimate with a short fit (default); ``False``
                 gives the network's estimate alone. Without a network the full fit runs.
+            complete_texture: complete what the photo did not see with the trained network
+                (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
+                alpha.
         Raises:
             InvalidImageError / ImageTooLargeError: the input is not a usable image.
             NoPersonFound: nobody (or fewer than ``person_index + 1`` people) was found.
@@ -208,7 +228,7 @@ class BodyReconstructionPipeline:
                     raise ValueError("the given person landmarks belong to another image size")
                 face = self.person_face(pixels, person)
                 hands = self.hand_detector.detect(pixels, person)
-            with stage("fit", timings), _single_threaded():
+            with stage("fit", timings), torch_single_threaded():
                 init = None
                 if self.network is not None:
                     init = predict_fit(self.network, self.model, person, camera.K)
@@ -233,6 +253,10 @@ class BodyReconstructionPipeline:
                     camera.K,
                     self.model.texture_layout,
                     person_mask=person.mask,
+                )
+            with stage("completion", timings):
+                tex = dataclasses.replace(
+                    tex, texture=complete(self.completer if complete_texture else None, tex)
                 )
         rec = self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
         rec.params["face_landmarks"] = None if face is None else face.points
@@ -303,26 +327,3 @@ class BodyReconstructionPipeline:
             skeleton=skeleton,
             person_mask=person.mask,
         )
-
-
-_THREADS_LOCK = threading.Lock()
-_THREADS_STATE = {"users": 0, "previous": 1}
-
-
-@contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Run the fit on one intra-op thread: its tensors are small, and several OpenMP threads
-    that spin-wait slow it down tenfold when other processes share the cores. The caller's
-    setting comes back when the last concurrent fit ends."""
-    with _THREADS_LOCK:
-        if _THREADS_STATE["users"] == 0:
-            _THREADS_STATE["previous"] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _THREADS_STATE["users"] += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS_STATE["users"] -= 1
-            if _THREADS_STATE["users"] == 0:
-                torch.set_num_threads(_THREADS_STATE["previous"])

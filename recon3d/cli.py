@@ -34,6 +34,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             face_index=args.face_index,
             person_index=args.person_index,
             progress=not args.quiet,
+            complete_texture=not args.raw_texture,
         )
         written = rec.export(out)
         if args.preview:
@@ -266,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="body: which person when there are several, by face size (default: 0)",
+    )
+    rec.add_argument(
+        "--raw-texture",
+        action="store_true",
+        help="keep the photo's projection only (RGBA, alpha = visibility) instead of "
+        "completing the unseen parts with the texture network",
     )
     rec.add_argument(
         "--preview",

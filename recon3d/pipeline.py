@@ -20,10 +20,11 @@ from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
 from recon3d.keypoints.base import FaceLandmarkDetector
 from recon3d.models.head import HeadModel
 from recon3d.reconstruction import Reconstruction
+from recon3d.texture.completion import TextureCompleter, complete
 from recon3d.texture.projection import project_texture
 
 Target = Literal["auto", "head", "body"]
-STAGES = ("decode", "front end", "fit", "texture")
+STAGES = ("decode", "front end", "fit", "texture", "completion")
 
 
 class HeadReconstructionPipeline:
@@ -38,6 +39,8 @@ class HeadReconstructionPipeline:
         model: the head model.
         detector: a :class:`~recon3d.keypoints.base.FaceLandmarkDetector` (MediaPipe's by default).
         fit_options: weights and iteration counts of the landmark fit.
+        completer: the texture-completion network for the head layout (the shipped one,
+            loaded on first use, by default).
     """
 
     def __init__(
@@ -45,9 +48,11 @@ class HeadReconstructionPipeline:
         model: HeadModel,
         detector: FaceLandmarkDetector | None = None,
         fit_options: HeadFitOptions | None = None,
+        completer: TextureCompleter | None = None,
     ) -> None:
         self.model = model
         self._detector = detector
+        self._completer = completer
         self._detector_lock = threading.Lock()
         self.fit_options = fit_options or HeadFitOptions()
 
@@ -62,6 +67,8 @@ class HeadReconstructionPipeline:
         """Move the model's tensors to ``device`` (None keeps the CPU)."""
         if device is not None:
             self.model.to(torch.device(device))
+            if self._completer is not None:
+                self._completer.to(device)
         return self
 
     @property
@@ -79,6 +86,15 @@ class HeadReconstructionPipeline:
                 self._detector = MediaPipeFaceDetector()
             return self._detector
 
+    @property
+    def completer(self) -> TextureCompleter:
+        """The texture-completion network (``weights/texture_net.safetensors``), loaded on
+        first use."""
+        with self._detector_lock:
+            if self._completer is None:
+                self._completer = TextureCompleter.from_pretrained("head", self.model, self.device)
+            return self._completer
+
     def __call__(
         self,
         image: Any,
@@ -86,6 +102,7 @@ class HeadReconstructionPipeline:
         face_index: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
+        complete_texture: bool = True,
     ) -> Reconstruction:
         """Reconstruct the head of one person in ``image``.
 
@@ -95,6 +112,9 @@ class HeadReconstructionPipeline:
             face_index: which face when there are several, by decreasing size (0 = largest).
             max_pixels: decoding limit (decompression-bomb guard).
             progress: show a progress bar over the stages.
+            complete_texture: complete what the photo did not see with the trained network
+                (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
+                alpha.
         Raises:
             InvalidImageError / ImageTooLargeError: the input is not a usable image.
             NoFaceFound: no face (or fewer than ``face_index + 1`` faces) was found.
@@ -131,6 +151,8 @@ class HeadReconstructionPipeline:
                 tex = project_texture(
                     pixels, vertices, self.model.faces, camera.K, self.model.texture_layout
                 )
+            with stage("completion", timings):
+                texture = complete(self.completer if complete_texture else None, tex)
 
         params = {
             "identity": fit.identity,
@@ -148,7 +170,7 @@ class HeadReconstructionPipeline:
             vertices=vertices.astype(np.float32),
             faces=self.model.faces,
             uv=self.model.uv[self.model.face_uv],
-            texture=tex.texture,
+            texture=texture,
             texture_confidence=tex.confidence,
             camera=camera,
             params=params,
@@ -194,6 +216,7 @@ def reconstruct(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
     refine: bool = True,
+    complete_texture: bool = True,
 ) -> Reconstruction:
     """Reconstruct a textured 3D mesh of the person in one photo.
 
@@ -208,6 +231,9 @@ def reconstruct(
         progress: show a progress bar.
         refine: bodies, when the trained body network is installed: refine its estimate with a
             short fit (default), or ``False`` for the network's estimate alone.
+        complete_texture: complete the parts the photo did not see with the trained
+            texture-completion network (default); ``False`` keeps the raw projection as a
+            (T, T, 4) texture whose alpha is the visibility.
     Returns:
         a :class:`~recon3d.reconstruction.Reconstruction` (``rec.target`` says which).
     Raises:
@@ -219,7 +245,11 @@ def reconstruct(
         raise ValueError(f"target must be 'auto', 'head' or 'body', got {target!r}")
     if target == "head":
         return default_pipeline(device)(
-            image, face_index=face_index, max_pixels=max_pixels, progress=progress
+            image,
+            face_index=face_index,
+            max_pixels=max_pixels,
+            progress=progress,
+            complete_texture=complete_texture,
         )
     body = default_body_pipeline(device)
     if target == "body":
@@ -229,6 +259,7 @@ def reconstruct(
             max_pixels=max_pixels,
             progress=progress,
             refine=refine,
+            complete_texture=complete_texture,
         )
 
     from recon3d.body_pipeline import body_visible
@@ -247,11 +278,18 @@ def reconstruct(
     detect = time.perf_counter() - start - decode
     if person is not None and body_visible(person):
         rec = body(
-            loaded, person_index=person_index, progress=progress, person=person, refine=refine
+            loaded,
+            person_index=person_index,
+            progress=progress,
+            person=person,
+            refine=refine,
+            complete_texture=complete_texture,
         )
         rec.timings["front end"] = detect
     else:
-        rec = default_pipeline(device)(loaded, face_index=face_index, progress=progress)
+        rec = default_pipeline(device)(
+            loaded, face_index=face_index, progress=progress, complete_texture=complete_texture
+        )
         rec.timings["choose target"] = detect
     rec.timings["decode"] = decode
     return rec

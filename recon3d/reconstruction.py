@@ -27,7 +27,9 @@ class Reconstruction:
         faces: (F, 3) int64 triangles.
         uv: (F, 3, 2) float32 per-corner texture coordinates (origin at the texture's
             bottom-left, glTF/OBJ convention).
-        texture: (T, T, 3) uint8 RGB texture in the model's UV layout.
+        texture: (T, T, 3) uint8 RGB texture in the model's UV layout, with the parts the photo
+            did not see completed by the texture network; (T, T, 4) RGBA with
+            ``complete_texture=False``: the photo's projection alone, alpha = visibility.
         texture_confidence: (T, T) float32 in [0, 1]: how directly each texel was seen in the
             photo (0 where the texture was completed).
         camera: the photo's pinhole camera.

@@ -11,7 +11,8 @@ colours there (texels seen with confidence >= 0.25), at the fill resolution (102
 * ``gan``: the completion network on top of the baseline;
 * ``baseline``: the mirror + harmonic propagation fill of the head and body issues;
 * ``telea``: OpenCV's Telea inpainting of the UV texture;
-* ``part_mean``: the mean seen colour of each body part (head: face, scalp, side, neck).
+* ``part_mean``: the mean seen colour of each body part (head: face, scalp, side, neck);
+* ``push_pull``: the local UV fill alone (one of the network's inputs), for reference.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import zlib
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-METHODS = ("gan", "baseline", "telea", "part_mean")
+BASELINES = ("baseline", "telea", "part_mean")
+METHODS = ("gan", "baseline", "telea", "part_mean", "push_pull")
 
 log = logging.getLogger("eval_texture_net")
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from recon3d.metrics import psnr, ssim
-    from recon3d.texture.completion import TextureCompleter
+    from recon3d.texture.completion import TextureCompleter, local_fill
     from recon3d.train.texture_data import (
         TRUTH_CONFIDENCE,
         _baseline,
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             outputs["part_mean"] = part_mean(obs, conf, geometry)
             seconds["part_mean"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            outputs["push_pull"] = np.clip(local_fill(obs, conf) + 0.5, 0, 255).astype(np.uint8)
+            seconds["push_pull"].append(time.perf_counter() - t)
             row = {"name": name, "kind": kind, "mask": k, "texels": int(region.sum())}
             for method, image in outputs.items():
                 row[f"{method}_psnr"] = psnr(image, observed, region)
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         kind: all(
             summary[key][kind]["gan"] > summary[key][kind][m]
             for key in ("psnr_db", "ssim")
-            for m in METHODS[1:]
+            for m in BASELINES
         )
         for kind in ("head", "body")
     }

@@ -15,13 +15,16 @@ import torch
 
 from recon3d.metrics import psnr, ssim
 from recon3d.texture.completion import (
+    BASELINE,
     IN_CHANNELS,
+    LOCAL,
     NETWORK_SIZE,
     NUM_PARTS,
     GatedConv2d,
     TextureCompleter,
     TextureCompletionNet,
     layout_maps,
+    local_fill,
     network_inputs,
 )
 
@@ -61,12 +64,40 @@ def test_network_rejects_bad_shapes(shape) -> None:
         TextureCompletionNet(width=8)(torch.zeros(shape))
 
 
-def test_zero_correction_returns_the_baseline() -> None:
+@pytest.mark.parametrize("logit, fill", [(-40.0, BASELINE), (40.0, LOCAL)])
+def test_blend_weight_selects_a_fill(logit, fill) -> None:
+    """Zero correction: the output is the fill the blend weight selects."""
     net = TextureCompletionNet(width=8)
     torch.nn.init.zeros_(net.out.weight)
-    torch.nn.init.zeros_(net.out.bias)
+    torch.nn.init.constant_(net.out.bias, 0.0)
+    net.out.bias.data[3] = logit
     x = torch.rand(1, IN_CHANNELS, 32, 32) * 2 - 1
-    torch.testing.assert_close(net(x), x[:, 8:11])
+    torch.testing.assert_close(net(x), x[:, fill])
+
+
+def test_local_fill_keeps_seen_and_fills_holes() -> None:
+    observed = np.zeros((64, 64, 3), np.uint8)
+    observed[:, :32] = (200, 100, 50)
+    observed[:, 32:] = (20, 40, 60)
+    conf = np.ones((64, 64), np.float32)
+    conf[20:40, 24:40] = 0  # a hole across the edge between two colours
+    holes = observed.copy()
+    holes[conf == 0] = 0
+    filled = local_fill(holes, conf)
+    np.testing.assert_allclose(filled[conf > 0], observed[conf > 0], atol=1e-3)
+    # Across the hole, the fill goes from one side's colour to the other's.
+    np.testing.assert_allclose(filled[30, 24], (200, 100, 50), atol=6)
+    np.testing.assert_allclose(filled[30, 39], (20, 40, 60), atol=30)
+    assert (np.diff(filled[30, 24:40, 0]) <= 1e-3).all()
+    # Larger than max_size: filled at max_size, seen texels exact at full size.
+    big = local_fill(
+        np.kron(holes, np.ones((2, 2, 1), np.uint8)), np.kron(conf, np.ones((2, 2))), max_size=64
+    )
+    assert big.shape == (128, 128, 3)
+    np.testing.assert_allclose(
+        big[np.kron(conf, np.ones((2, 2))) > 0],
+        np.kron(observed, np.ones((2, 2, 1)))[np.kron(conf, np.ones((2, 2))) > 0],
+    )
 
 
 # ------------------------------------------------------------------------------ UV maps
@@ -314,3 +345,24 @@ def test_torchrun_two_processes(tiny_shards, tmp_path) -> None:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "texture_net.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------- pipelines
+def test_reconstruct_raw_texture_has_visibility_alpha(grace, data_dir) -> None:
+    """``complete_texture=False``: RGBA projection; the default completes only what the photo
+    did not see well, keeping the photo's colours where it did."""
+    from recon3d import reconstruct
+
+    raw = reconstruct(data_dir / "grace_hopper.jpg", target="head", complete_texture=False)
+    assert raw.texture.shape == (*grace.texture.shape[:2], 4)
+    assert grace.texture.shape[2] == 3
+    alpha = raw.texture[..., 3]
+    expected = np.round(np.minimum(raw.texture_confidence * 4, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(alpha, expected)
+    assert (raw.texture[..., :3][raw.texture_confidence == 0] == 0).all()
+    seen = alpha == 255
+    assert 0.02 < seen.mean() < 0.6
+    np.testing.assert_array_equal(grace.texture[seen], raw.texture[..., :3][seen])
+    # The completed texture is not the raw one where nothing was seen.
+    unseen = (alpha == 0) & (raw.texture_confidence == 0)
+    assert grace.texture[unseen].mean() > 20

@@ -27,12 +27,16 @@ from recon3d.weights import cached_arrays
 
 __all__ = [
     "ASSET",
+    "complete",
+    "visibility_rgba",
     "HEAD_PARTS",
     "NETWORK_SIZE",
     "GatedConv2d",
     "TextureCompletionNet",
     "TextureCompleter",
     "UVMaps",
+    "compose",
+    "local_fill",
     "network_inputs",
     "uv_maps_for",
 ]
@@ -61,11 +65,16 @@ BODY_PARTS = (
 )
 NUM_PARTS = len(BODY_PARTS) + len(HEAD_PARTS)
 # partial (3) + confidence (1) + mirrored partial (3) + mirrored confidence (1) + baseline (3)
-# + layout mask (1) + part one-hot.
-IN_CHANNELS = 12 + NUM_PARTS
+# + local fill (3) + layout mask (1) + part one-hot.
+IN_CHANNELS = 15 + NUM_PARTS
+# Where the dynamic channels sit in the inputs.
+BASELINE = slice(8, 11)
+LOCAL = slice(11, 14)
 # Confidence above which a texel counts as seen for the hand-over to the network's colours
 # (the projection's own blend uses min(4 conf, 1)).
 _ALPHA_GAIN = 4.0
+# Largest texture side at which the fills and the network's fields are combined.
+_FILL_SIZE = 1024
 
 
 class GatedConv2d(nn.Module):
@@ -89,8 +98,11 @@ class TextureCompletionNet(nn.Module):
     """Gated-convolution U-Net in UV space.
 
     ``forward(inputs)`` takes (B, IN_CHANNELS, R, R) network inputs (:func:`network_inputs`)
-    and returns (B, 3, R, R): the completed texture in [-1, 1], the baseline (input channels
-    8:11) plus a predicted correction.
+    and returns (B, 3, R, R): the completed texture in [-1, 1]. The network predicts, per texel,
+    a blend weight between two fills (the mesh-harmonic baseline, which carries colours across
+    seams and to the back, and the local UV fill, which is sharper inside seen regions) and a
+    colour correction: ``mix(baseline, local, weight) + correction`` (:meth:`components`). The
+    split lets the completion apply the same blend and correction to full-resolution fills.
     """
 
     def __init__(self, width: int = 16) -> None:
@@ -110,9 +122,18 @@ class TextureCompletionNet(nn.Module):
         self.dec2 = GatedConv2d(8 * w, 4 * w)
         self.dec1 = GatedConv2d(6 * w, 2 * w)
         self.dec0 = GatedConv2d(3 * w, w)
-        self.out = nn.Conv2d(w, 3, 3, padding=1)
+        self.out = nn.Conv2d(w, 4, 3, padding=1)
+        # Zero correction and an even blend at initialisation.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        correction, weight = self.components(inputs)
+        return compose(inputs[:, BASELINE], inputs[:, LOCAL], correction, weight)
+
+    def components(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) colour correction and (B, 1, R, R) blend weight in [0, 1] (0: the
+        baseline fill, 1: the local fill)."""
         if inputs.ndim != 4 or inputs.shape[1] != IN_CHANNELS:
             raise ValueError(f"expected (B, {IN_CHANNELS}, R, R) inputs, got {tuple(inputs.shape)}")
         if inputs.shape[-1] % 8 or inputs.shape[-2] % 8:
@@ -125,8 +146,56 @@ class TextureCompletionNet(nn.Module):
         x = self.dec2(torch.cat([up(x), e2], 1))
         x = self.dec1(torch.cat([up(x), e1], 1))
         x = self.dec0(torch.cat([up(x), e0], 1))
-        baseline = inputs[:, 8:11]
-        return (baseline + self.out(x)).clamp(-1.0, 1.0)
+        out = self.out(x)
+        return out[:, :3], torch.sigmoid(out[:, 3:])
+
+
+def compose(
+    baseline: torch.Tensor, local: torch.Tensor, correction: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """``baseline + weight * (local - baseline) + correction``, clamped to [-1, 1]."""
+    return (baseline + weight * (local - baseline) + correction).clamp(-1.0, 1.0)
+
+
+def local_fill(
+    observed: np.ndarray, confidence: np.ndarray, levels: int = 8, max_size: int = 1024
+) -> np.ndarray:
+    """(T, T, 3) float32 push-pull fill of the unseen texels from the seen ones, in UV space.
+
+    Normalised convolution over an image pyramid (Gortler et al. 1996): colours and their
+    weights (seen texels only) are reduced level by level, then on the way up each level keeps
+    its own normalised colour where it has enough weight and takes the coarser level's where
+    not. Sharp near seen texels and cheap; it knows nothing of seams or symmetry, which the
+    baseline fill handles. Textures larger than ``max_size`` are filled at ``max_size`` (seen
+    texels keep their own colours at full resolution).
+    """
+    import cv2
+
+    size = observed.shape[0]
+    weight = (confidence > 0).astype(np.float32)
+    colour = observed.astype(np.float32) * weight[..., None]
+    if size > max_size:
+        colour = cv2.resize(colour, (max_size, max_size), interpolation=cv2.INTER_AREA)
+        weight = cv2.resize(weight, (max_size, max_size), interpolation=cv2.INTER_AREA)
+    pyramid = [(colour, weight)]
+    for _ in range(levels):
+        colour, weight = cv2.pyrDown(colour), cv2.pyrDown(weight)
+        pyramid.append((colour, weight))
+        if min(weight.shape) <= 4:
+            break
+    colour, weight = pyramid[-1]
+    filled = colour / np.maximum(weight, 1e-6)[..., None]
+    for colour, weight in reversed(pyramid[:-1]):
+        coarse = cv2.resize(filled, (weight.shape[1], weight.shape[0]), cv2.INTER_LINEAR)
+        # A quarter of the kernel's weight on seen texels is enough to trust this level.
+        w = np.clip(4.0 * weight, 0.0, 1.0)[..., None]
+        own = colour / np.maximum(weight, 1e-6)[..., None]
+        filled = w * own + (1 - w) * coarse
+    if size > max_size:
+        filled = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
+        seen = confidence > 0
+        filled[seen] = observed[seen]
+    return filled
 
 
 @dataclass(frozen=True)
@@ -158,7 +227,11 @@ def _downsample(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def network_inputs(
-    texture: np.ndarray, observed: np.ndarray, confidence: np.ndarray, maps: UVMaps
+    texture: np.ndarray,
+    observed: np.ndarray,
+    confidence: np.ndarray,
+    maps: UVMaps,
+    local: np.ndarray | None = None,
 ) -> np.ndarray:
     """(IN_CHANNELS, R, R) float32 network inputs from a projection at any resolution T.
 
@@ -167,6 +240,7 @@ def network_inputs(
         observed: (T, T, 3) uint8 photo colours, zero where unseen.
         confidence: (T, T) float visibility confidence in [0, 1].
         maps: the layout's :class:`UVMaps` at R.
+        local: (T, T, 3) float :func:`local_fill` of ``observed`` (computed when None).
     """
     size = maps.used.shape[0]
     if texture.shape[:2] != confidence.shape or observed.shape != texture.shape:
@@ -179,6 +253,9 @@ def network_inputs(
     weighted = _downsample(observed.astype(np.float32) * conf[..., None], size)
     partial = np.where(conf_r[..., None] > 1e-4, weighted / np.maximum(conf_r, 1e-4)[..., None], 0)
     baseline = _downsample(texture.astype(np.float32), size)
+    if local is None:
+        local = local_fill(observed, conf)
+    local_r = _downsample(local.astype(np.float32), size)
     used = maps.used
     conf_r = conf_r * used
     partial = partial * used[..., None]
@@ -195,6 +272,7 @@ def network_inputs(
         m_partial.transpose(2, 0, 1) * to_signed - m_conf[None],
         m_conf[None],
         baseline.transpose(2, 0, 1) * to_signed - 1.0,
+        local_r.transpose(2, 0, 1) * to_signed - 1.0,
     ]
     return np.concatenate([*channels, maps.static_channels]).astype(np.float32)
 
@@ -231,6 +309,23 @@ def uv_maps_for(
     mirror = np.where(used.ravel() & (m >= 0), mirror, -1)
     mirror = np.where(mirror >= 0, np.where(used.ravel()[np.maximum(mirror, 0)], mirror, -1), -1)
     return UVMaps(used=used, mirror=mirror.astype(np.int64), parts=parts.astype(np.int64))
+
+
+def visibility_rgba(observed: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """(T, T, 4) uint8: the raw projection (photo colours, black where unseen) with its
+    visibility as alpha, ``255 * min(1, 4 * confidence)`` (the weight with which completion
+    hands over from the photo to the completed colours)."""
+    alpha = np.minimum(confidence.astype(np.float32) * _ALPHA_GAIN, 1.0) * 255.0
+    return np.dstack([observed, np.round(alpha).astype(np.uint8)])
+
+
+def complete(completer: TextureCompleter | None, projection) -> np.ndarray:
+    """The texture of a reconstruction from a projection
+    (:class:`~recon3d.texture.projection.TextureResult`): completed by ``completer``, or with
+    None the raw projection with its visibility as alpha (:func:`visibility_rgba`)."""
+    if completer is None:
+        return visibility_rgba(projection.observed, projection.confidence)
+    return completer(projection.texture, projection.observed, projection.confidence)
 
 
 class TextureCompleter:
@@ -278,15 +373,36 @@ class TextureCompleter:
         """
         import cv2
 
-        inputs = network_inputs(texture, observed, confidence, self.maps)
-        x = torch.from_numpy(inputs)[None].to(self.device)
-        completed = self.net(x)
-        correction = (completed - x[:, 8:11])[0].permute(1, 2, 0).float().cpu().numpy()
+        from recon3d._threads import torch_single_threaded
+
         full = texture.shape[0]
-        correction = cv2.resize(correction * 127.5, (full, full), interpolation=cv2.INTER_LINEAR)
-        unseen = 1.0 - np.minimum(confidence.astype(np.float32) * _ALPHA_GAIN, 1.0)
-        out = texture.astype(np.float32) + correction * unseen[..., None]
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        conf = confidence.astype(np.float32)
+        # The fills and the network's fields at the fill resolution (at most 1024², where the
+        # projection computes its own fill); only the resulting change of colour is upsampled.
+        work = min(full, _FILL_SIZE)
+        if work < full:
+            texture_w = _downsample(texture, work)
+            conf_w = _downsample(conf, work)
+            weighted = _downsample(observed.astype(np.float32) * conf[..., None], work)
+            observed_w = np.where(
+                conf_w[..., None] > 0, weighted / np.maximum(conf_w, 1e-6)[..., None], 0
+            ).astype(np.uint8)
+        else:
+            texture_w, conf_w, observed_w = texture, conf, observed
+        local = local_fill(observed_w, conf_w)
+        inputs = network_inputs(texture_w, observed_w, conf_w, self.maps, local)
+        x = torch.from_numpy(inputs)[None].to(self.device)
+        with torch_single_threaded():
+            correction, weight = self.net.components(x)
+        fields = torch.cat([correction * 127.5, weight], 1)[0].permute(1, 2, 0).float().cpu()
+        fields = cv2.resize(fields.numpy(), (work, work), interpolation=cv2.INTER_LINEAR)
+        change = fields[..., 3:] * (local - texture_w.astype(np.float32)) + fields[..., :3]
+        if work < full:
+            change = cv2.resize(change, (full, full), interpolation=cv2.INTER_LINEAR)
+        unseen = 1.0 - np.minimum(conf * _ALPHA_GAIN, 1.0)
+        change *= unseen[..., None]
+        # Saturating, rounding add in OpenCV (numpy's clip is several times slower here).
+        return cv2.add(texture, change, dtype=cv2.CV_8U)
 
 
 def layout_maps(kind: str, model=None) -> UVMaps:

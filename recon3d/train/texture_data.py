@@ -416,7 +416,7 @@ def save_shard(path: str | pathlib.Path, samples: list[Sample]) -> None:
 
     from recon3d.exchange.atomic import write_atomic
 
-    inputs = np.stack([s.inputs[:11] for s in samples])
+    inputs = np.stack([s.inputs[:14] for s in samples])
     arrays = {
         "kind": np.array([s.kind == "head" for s in samples]),
         "inputs": np.clip((inputs + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8),
@@ -431,7 +431,7 @@ def save_shard(path: str | pathlib.Path, samples: list[Sample]) -> None:
 
 
 def load_shards(paths: list[pathlib.Path]) -> dict[str, np.ndarray]:
-    """Concatenate shards: ``is_head`` (N,), ``inputs`` (N, 11, R, R) uint8, ``target``
+    """Concatenate shards: ``is_head`` (N,), ``inputs`` (N, 14, R, R) uint8, ``target``
     (N, R, R, 3) uint8, ``valid`` and ``held_out`` (N, R, R) bool, ``synthetic`` (N,) bool.
     The static layout channels are added per kind when batches are built."""
     parts: dict[str, list[np.ndarray]] = {}

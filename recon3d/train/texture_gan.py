@@ -64,6 +64,8 @@ class TrainConfig:
     uv_adversarial_weight: float = 0.01
     mesh_adversarial_weight: float = 0.01
     symmetry_weight: float = 0.3
+    ssim_weight: float = 0.0
+    real_fraction: float = 0.0
     adversarial: bool = True
     views: int = 24
     view_size: int = 128
@@ -206,7 +208,7 @@ class _Data:
 
     def __init__(self, data: dict[str, np.ndarray], maps: dict[str, UVMaps], shards: int) -> None:
         self.is_head = torch.from_numpy(data["is_head"])
-        self.inputs = torch.from_numpy(data["inputs"][:, :11])
+        self.inputs = torch.from_numpy(data["inputs"][:, :14])
         self.target = torch.from_numpy(data["target"]).permute(0, 3, 1, 2)
         self.valid = torch.from_numpy(data["valid"])[:, None]
         self.held_out = torch.from_numpy(data["held_out"])[:, None]
@@ -226,9 +228,12 @@ class _Data:
         return torch.nonzero(self.is_head == (kind == "head")).reshape(-1)
 
     def batch(self, kind: str, idx: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-        inputs = self.inputs[idx].float() / 127.5 - 1.0
-        # Channels 3 and 7 are confidences in [0, 1], stored like the colours.
-        inputs[:, [3, 7]] = (inputs[:, [3, 7]] + 1) * 0.5
+        stored = self.inputs[idx]
+        inputs = stored.float() / 127.5 - 1.0
+        # Stored as round((x + 1) * 127.5): an exact 0 comes back as 128 (0.004); confidences
+        # (channels 3 and 7) must be exactly 0 where unseen, as at inference.
+        conf = inputs[:, [3, 7]]
+        inputs[:, [3, 7]] = torch.where(stored[:, [3, 7]] == 128, torch.zeros_like(conf), conf)
         static = self.static[kind].expand(len(idx), -1, -1, -1)
         return {
             "inputs": torch.cat([inputs, static], 1).to(device),
@@ -302,6 +307,10 @@ def train(config: TrainConfig) -> pathlib.Path:
         k: torch.nonzero(data.synthetic & (data.is_head == (k == "head"))).reshape(-1)
         for k in kinds
     }
+    real_pools = {
+        k: torch.nonzero(~data.synthetic & (data.is_head == (k == "head"))).reshape(-1)
+        for k in kinds
+    }
     if config.adversarial and not all(len(p) for p in synthetic_pools.values()):
         raise ValueError("the discriminators need procedural (complete) textures of every kind")
     started = time.perf_counter()
@@ -310,6 +319,12 @@ def train(config: TrainConfig) -> pathlib.Path:
         kind = kinds[step % len(kinds)]
         pool = pools[kind]
         idx = pool[torch.randint(len(pool), (config.batch_size,), generator=generator)]
+        n_real = round(config.real_fraction * config.batch_size)
+        if n_real:
+            # Oversample real photos: the procedural textures outnumber them.
+            real_pool = real_pools[kind]
+            pick = torch.randint(len(real_pool), (n_real,), generator=generator)
+            idx[:n_real] = real_pool[pick]
         batch = data.batch(kind, idx, device)
         output = net(batch["inputs"])
         losses = _generator_losses(output, batch, data.mirror[kind].to(device), features, config)
@@ -376,11 +391,43 @@ def _generator_losses(
     inputs = batch["inputs"]
     unseen = (inputs[:, 3].flatten(1) == 0) & (inputs[:, 7].flatten(1) == 0) & has
     sym = ((flat - mirrored).abs().mean(1) * unseen).sum() / unseen.sum().clamp_min(1)
-    return {
+    losses = {
         "l1": l1,
         "perceptual": config.perceptual_weight * perceptual,
         "symmetry": config.symmetry_weight * sym,
     }
+    if config.ssim_weight > 0:
+        similarity = _ssim_map(output, target)
+        losses["ssim"] = config.ssim_weight * (
+            1 - (similarity * held_out).sum() / held_out.sum().clamp_min(1.0)
+        )
+    return losses
+
+
+def _ssim_map(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """(B, 1, H, W) SSIM (Gaussian window, channels averaged) of images in [-1, 1]."""
+    radius = int(3 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=a.dtype, device=a.device)
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    channels = a.shape[1]
+    kx = g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    ky = g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = nn.functional.pad(t, (radius, radius, radius, radius), mode="reflect")
+        t = nn.functional.conv2d(t, kx, groups=channels)
+        return nn.functional.conv2d(t, ky, groups=channels)
+
+    # SSIM's luminance term is not shift-invariant: compare in [0, 1], as images are.
+    a, b = (a + 1) * 0.5, (b + 1) * 0.5
+    c1, c2 = 0.01**2, 0.03**2
+    ma, mb = blur(a), blur(b)
+    va = blur(a * a) - ma * ma
+    vb = blur(b * b) - mb * mb
+    cov = blur(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return s.mean(1, keepdim=True)
 
 
 def _checkpoint(out, step, net, d_uv, d_mesh, config: TrainConfig) -> None:
