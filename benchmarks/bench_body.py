@@ -184,6 +184,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     """The per-photo table of stage medians and quality."""
     header = (
         f"{'photo':<16} {'size':>9} {'decode':>7} {'front end':>9} {'fit':>7} {'texture':>7} "
+        f"{'complete':>8} "
         f"{'export':>7} {'total':>7} {'tot/fe':>6} {'spread':>7} {'detect*':>7} "
         f"{'IoU*':>5} {'PCK*':>5}"
     )
@@ -195,7 +196,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         name = r["name"][:14] + (" ^" if r["upper_body"] else "")
         print(
             f"{name:<16} {size:>9} {m['decode']:7.3f} {m['front end']:9.3f} "
-            f"{m['fit']:7.3f} {m['texture']:7.3f} {m['export']:7.3f} {m['total']:7.3f} "
+            f"{m['fit']:7.3f} {m['texture']:7.3f} {m['completion']:8.3f} "
+            f"{m['export']:7.3f} {m['total']:7.3f} "
             f"{m['ratio']:6.2f} {r['total_max'] - r['total_min']:7.3f} "
             f"{r['detect_alone_median_s']:7.3f} {q['silhouette_iou']:5.3f} {q['pck']:5.3f}"
         )

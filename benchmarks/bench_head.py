@@ -5,7 +5,8 @@ Measures, on this machine:
 1. the first call in a fresh process: wall time of ``python -c`` that imports recon3d, builds the
    pipeline, reconstructs one photo and exports it to .obj (Python start and imports included),
    and the in-process time of that first reconstruct call;
-2. warm runs in this process: per photo and stage (decode, front end, fit, texture, export) the
+2. warm runs in this process: per photo and stage (decode, front end, fit, texture,
+   completion, export) the
    median over ``--repeats`` runs, the total, and the ratio of the total to the keypoint front end
    measured in the same run;
 3. peak resident memory of this process and of the fresh child;
@@ -161,6 +162,7 @@ def bench_photo(pipe: Any, photo: Path, repeats: int) -> dict[str, Any]:
 def print_table(results: list[dict[str, Any]]) -> None:
     header = (
         f"{'photo':<18} {'size':>9} {'decode':>7} {'front end':>9} {'fit':>7} {'texture':>7} "
+        f"{'complete':>8} "
         f"{'export':>7} {'total':>7} {'tot/fe':>6} {'spread':>7} {'detect*':>7} {'glb*':>7}"
     )
     print(header)
@@ -170,7 +172,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         size = f"{r['width']}x{r['height']}"
         print(
             f"{r['name'][:18]:<18} {size:>9} {m['decode']:7.3f} {m['front end']:9.3f} "
-            f"{m['fit']:7.3f} {m['texture']:7.3f} {m['export']:7.3f} {m['total']:7.3f} "
+            f"{m['fit']:7.3f} {m['texture']:7.3f} {m['completion']:8.3f} "
+            f"{m['export']:7.3f} {m['total']:7.3f} "
             f"{m['ratio']:6.2f} {r['total_max'] - r['total_min']:7.3f} "
             f"{r['detect_alone_median_s']:7.3f} {r['glb_export_median_s']:7.3f}"
         )
