@@ -186,7 +186,9 @@ def local_fill(
     colour, weight = pyramid[-1]
     filled = colour / np.maximum(weight, 1e-6)[..., None]
     for colour, weight in reversed(pyramid[:-1]):
-        coarse = cv2.resize(filled, (weight.shape[1], weight.shape[0]), cv2.INTER_LINEAR)
+        coarse = cv2.resize(
+            filled, (weight.shape[1], weight.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
         # A quarter of the kernel's weight on seen texels is enough to trust this level.
         w = np.clip(4.0 * weight, 0.0, 1.0)[..., None]
         own = colour / np.maximum(weight, 1e-6)[..., None]

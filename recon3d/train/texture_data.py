@@ -249,7 +249,9 @@ def sample_from_partial(
         known = (geometry.layout.texel_face >= 0).astype(np.float32)
         truth_img = truth
     known_r = cv2.resize(known, (r, r), interpolation=cv2.INTER_AREA)
-    weighted = cv2.resize(truth_img.astype(np.float32) * known[..., None], (r, r), cv2.INTER_AREA)
+    weighted = cv2.resize(
+        truth_img.astype(np.float32) * known[..., None], (r, r), interpolation=cv2.INTER_AREA
+    )
     target = weighted / np.maximum(known_r, 1e-6)[..., None]
     valid = (known_r > 0.999) & used
     unseen_r = cv2.resize((conf == 0).astype(np.float32), (r, r), interpolation=cv2.INTER_AREA)
