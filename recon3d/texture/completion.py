@@ -73,6 +73,9 @@ LOCAL = slice(11, 14)
 # Confidence above which a texel counts as seen for the hand-over to the network's colours
 # (the projection's own blend uses min(4 conf, 1)).
 _ALPHA_GAIN = 4.0
+# Texels seen at grazing angles hold stretched photo colours (glasses smeared towards the ear):
+# only texels seen at least this well seed the local fill.
+LOCAL_SEED_CONFIDENCE = 0.25
 # Largest texture side at which the fills and the network's fields are combined.
 _FILL_SIZE = 1024
 
@@ -158,7 +161,11 @@ def compose(
 
 
 def local_fill(
-    observed: np.ndarray, confidence: np.ndarray, levels: int = 8, max_size: int = 1024
+    observed: np.ndarray,
+    confidence: np.ndarray,
+    levels: int = 8,
+    max_size: int = 1024,
+    seed_confidence: float = LOCAL_SEED_CONFIDENCE,
 ) -> np.ndarray:
     """(T, T, 3) float32 push-pull fill of the unseen texels from the seen ones, in UV space.
 
@@ -167,12 +174,13 @@ def local_fill(
     its own normalised colour where it has enough weight and takes the coarser level's where
     not. Sharp near seen texels and cheap; it knows nothing of seams or symmetry, which the
     baseline fill handles. Textures larger than ``max_size`` are filled at ``max_size`` (seen
-    texels keep their own colours at full resolution).
+    texels keep their own colours at full resolution). Only texels seen with at least
+    ``seed_confidence`` seed the fill.
     """
     import cv2
 
     size = observed.shape[0]
-    weight = (confidence > 0).astype(np.float32)
+    weight = (confidence >= seed_confidence).astype(np.float32)
     colour = observed.astype(np.float32) * weight[..., None]
     if size > max_size:
         colour = cv2.resize(colour, (max_size, max_size), interpolation=cv2.INTER_AREA)
