@@ -39,7 +39,6 @@ import json
 import math
 import os
 import pathlib
-import stat
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -48,6 +47,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from recon3d.errors import PoseFileError
+from recon3d.io._files import read_regular_file
 
 __all__ = [
     "BONE_MAP",
@@ -206,25 +206,10 @@ def load_deepmimic(path: str | os.PathLike) -> DeepMimicClip:
             durations or a zero quaternion, or a number beyond :data:`MAX_ABS_VALUE`.
     """
     path = pathlib.Path(path)
+    raw = read_regular_file(path, MAX_FILE_BYTES)
     try:
-        # Regular files only: opening a FIFO blocks and /dev/zero never ends (stat says 0
-        # bytes), so check before opening and again on the open file; the read is bounded too,
-        # in case the file grows after the check.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise PoseFileError(f"{path}: not a regular file")
-        with open(path, "rb") as fh:
-            info = os.fstat(fh.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise PoseFileError(f"{path}: not a regular file")
-            if info.st_size > MAX_FILE_BYTES:
-                raise PoseFileError(
-                    f"{path}: {info.st_size} bytes is over the {MAX_FILE_BYTES}-byte limit"
-                )
-            raw = fh.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise PoseFileError(f"{path}: over the {MAX_FILE_BYTES}-byte limit")
         text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise PoseFileError(f"{path}: cannot read the motion file: {exc}") from exc
     try:
         data = json.loads(text)

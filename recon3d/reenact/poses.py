@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from recon3d.errors import NoPersonFound, PoseFileError
+from recon3d.io._files import read_regular_file
 
 __all__ = [
     "BODY18",
@@ -644,38 +645,11 @@ def load_openpose(
     frames: list[dict[str, np.ndarray] | None] = []
     previous = None
     for path in paths:
-        data = _read_regular_file(path, MAX_OPENPOSE_FILE_BYTES)
+        data = read_regular_file(path, MAX_OPENPOSE_FILE_BYTES)
         chosen = _pick_person(parse_openpose(data, str(path)), previous)
         frames.append(chosen)
         previous = chosen if chosen is not None else previous
     return _sequence_from_people(frames, image_size, fps)
-
-
-def _read_regular_file(path: pathlib.Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. Checked before opening (a FIFO
-    would block ``open``) and on the open file, and the read is bounded (``/dev/zero`` reports
-    0 bytes and never ends).
-
-    Raises:
-        PoseFileError: missing, unreadable, not a regular file or over ``limit``.
-    """
-    import stat
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise PoseFileError(f"{path}: not a regular file")
-        with open(path, "rb") as fh:
-            info = os.fstat(fh.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise PoseFileError(f"{path}: not a regular file")
-            if info.st_size > limit:
-                raise PoseFileError(f"{path}: over the {limit}-byte limit")
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise PoseFileError(f"{path}: cannot read: {exc}") from exc
-    if len(data) > limit:
-        raise PoseFileError(f"{path}: over the {limit}-byte limit")
-    return data
 
 
 def _sequence_from_people(
@@ -1050,7 +1024,7 @@ def _resampled(poses: PoseSequence, fps: float | None) -> PoseSequence:
 def _looks_like_deepmimic(path: pathlib.Path) -> bool:
     """A DeepMimic clip saved with a .json name: a "Frames" key near the start of the file."""
     try:
-        head = _read_regular_file(path, MAX_OPENPOSE_FILE_BYTES)[:4096]
+        head = read_regular_file(path, MAX_OPENPOSE_FILE_BYTES)[:4096]
     except PoseFileError:
         return False
     return b'"Frames"' in head
