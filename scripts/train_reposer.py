@@ -49,6 +49,13 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
+        "--extend",
+        metavar="CHECKPOINT",
+        help="go on training the body generator of a finished run: its checkpoint is rewound to "
+        "the end of its body stage (a FaceGAN stage is undone) into --checkpoint-dir and resumed "
+        "up to --steps body steps",
+    )
+    parser.add_argument(
         "--time-limit", type=float, default=0.0, help="wall-time budget per stage, seconds"
     )
     parser.add_argument(
@@ -61,6 +68,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rank = int(os.environ.get("RANK", "0"))
+    if args.extend:
+        if not args.checkpoint_dir:
+            parser.error("--extend needs --checkpoint-dir")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            parser.error("--extend runs in one process; then resume under torchrun with --resume")
+        from recon3d.train.reenact import rewind_to_body_end
+
+        target = pathlib.Path(args.checkpoint_dir) / "checkpoint.safetensors"
+        done = rewind_to_body_end(args.extend, target)
+        logging.info("rewound %s to body step %d -> %s", args.extend, done, target)
+        args.resume = True
 
     from recon3d.reenact.reposer import Reposer
 

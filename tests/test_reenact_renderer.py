@@ -32,6 +32,7 @@ from recon3d.train.reenact import (
     feature_matching_loss,
     gan_loss,
     prepare_data,
+    rewind_to_body_end,
     train_reposer,
 )
 
@@ -285,6 +286,23 @@ def test_time_limit_ends_each_stage(tmp_path) -> None:
     again = _train(tmp_path, steps=500, face_steps=500, time_limit=0.3)
     assert again.history[: len(steps)] == result.history
     assert again.history[len(steps)]["step"] == steps[-1] + 1
+
+
+def test_rewind_extends_a_time_limited_body_stage(tmp_path) -> None:
+    data = prepare_data(_frame_set(), 32)
+    # A run whose body stage a time limit ended, then a FaceGAN stage on that body generator.
+    first = _train(tmp_path / "a", steps=100, face_steps=2, data=data, time_limit=0.2)
+    body = [h for h in first.history if h["step"] < 100]
+    assert 0 < len(body) < 100 and len(first.history) > len(body)
+    made = rewind_to_body_end(
+        tmp_path / "a/checkpoint.safetensors", tmp_path / "b/checkpoint.safetensors"
+    )
+    assert made == len(body)
+    # Resumed with a larger body target: the body stage goes on, then a fresh FaceGAN stage.
+    more = _train(tmp_path / "b", steps=made + 2, face_steps=1, data=data)
+    assert more.history[:made] == body
+    assert [h["step"] for h in more.history[made:]] == [made, made + 1, made + 2]
+    assert "face_l1" not in more.history[made + 1] and "face_l1" in more.history[made + 2]
 
 
 def test_temporal_training_needs_consecutive_frames() -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "feature_matching_loss",
     "gan_loss",
     "prepare_data",
+    "rewind_to_body_end",
     "train_reposer",
 ]
 
@@ -620,3 +621,44 @@ def _load_checkpoint(path, nets, opts, sampler, renderer, config):
         opt.load_state_dict({"state": state, "param_groups": groups[name]})
     sampler.set_state(tensors["sampler"])
     return int(meta["step"]), json.loads(meta["history"])
+
+
+def rewind_to_body_end(source: str | os.PathLike, destination: str | os.PathLike) -> int:
+    """Copy a checkpoint rewound to the end of its body stage, so that a resumed run with a
+    larger ``steps`` goes on training the body generator (e.g. a run that a time limit ended).
+
+    A body stage ended by ``time_limit`` jumps the step counter to ``steps``; the copy's counter
+    is set back to the number of body steps actually made. A FaceGAN stage, which was trained on
+    the shorter body generator, is undone: fresh FaceGAN and face discriminator (the seed's
+    initial weights), no FaceGAN optimiser state, its history dropped. The body generator, its
+    discriminator, optimisers and the sampler state are kept.
+
+    Returns:
+        the number of body steps in the copy (where a resumed run continues).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    from recon3d.exchange.atomic import write_atomic
+
+    with safe_open(str(source), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    renderer = RendererConfig.from_dict(json.loads(meta["renderer"]))
+    config = ReenactTrainConfig(**json.loads(meta["train"]))
+    body = [h for h in json.loads(meta["history"]) if h["step"] < config.steps]
+    if [int(h["step"]) for h in body] != list(range(len(body))):
+        raise ValueError(f"checkpoint {source}: its body-stage history is not contiguous")
+    if renderer.face:
+        torch.manual_seed(config.seed)
+        fresh = _Nets(renderer, config).state_dict()
+        for key in list(tensors):
+            if key.startswith(("nets.F.", "nets.DF.")):
+                tensors[key] = fresh[key[len("nets.") :]].contiguous()
+            elif key.startswith(("opt_F.", "opt_DF.")):
+                del tensors[key]
+    meta["history"] = json.dumps(body)
+    meta["step"] = str(len(body))
+    pathlib.Path(destination).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(destination, save(tensors, metadata=meta))
+    return len(body)
