@@ -13,18 +13,25 @@ import numpy as np
 import torch
 
 from recon3d._progress import stages
+from recon3d._threads import torch_single_threaded
 from recon3d.camera import Camera
 from recon3d.errors import NoFaceFound
 from recon3d.fitting.head_fit import HeadFitOptions, fit_head
 from recon3d.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image_with_metadata
 from recon3d.keypoints.base import FaceLandmarkDetector
 from recon3d.models.head import HeadModel
+from recon3d.models.head_net import HeadRegressor, predict_head_fit
 from recon3d.reconstruction import Reconstruction
 from recon3d.texture.completion import TextureCompleter, complete
 from recon3d.texture.projection import project_texture
 
 Target = Literal["auto", "head", "body"]
 STAGES = ("decode", "front end", "fit", "texture", "completion")
+#: Whether :meth:`HeadReconstructionPipeline.from_pretrained` (and so ``reconstruct``) starts
+#: the head fit from the head network (see docs/head_network.md for the measurements).
+USE_NETWORK_BY_DEFAULT = False
+#: The short fit that refines the network's estimate (the full fit runs 4 iterations).
+REFINE_OPTIONS = HeadFitOptions(iterations=2)
 
 
 class HeadReconstructionPipeline:
@@ -41,6 +48,9 @@ class HeadReconstructionPipeline:
         fit_options: weights and iteration counts of the landmark fit.
         completer: the texture-completion network for the head layout (the shipped one,
             loaded on first use, by default).
+        network: the trained head network (:mod:`recon3d.models.head_net`) that gives the fit
+            its starting point; None runs the fit from PnP on the mean face.
+        refine_options: iteration counts of the short fit that refines the network's estimate.
     """
 
     def __init__(
@@ -49,8 +59,12 @@ class HeadReconstructionPipeline:
         detector: FaceLandmarkDetector | None = None,
         fit_options: HeadFitOptions | None = None,
         completer: TextureCompleter | None = None,
+        network: HeadRegressor | None = None,
+        refine_options: HeadFitOptions | None = None,
     ) -> None:
         self.model = model
+        self.network = network
+        self.refine_options = refine_options or REFINE_OPTIONS
         self._detector = detector
         self._completer = completer
         self._detector_lock = threading.Lock()
@@ -58,15 +72,30 @@ class HeadReconstructionPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, device: str | torch.device | None = None, **kwargs: Any
+        cls,
+        device: str | torch.device | None = None,
+        *,
+        use_network: bool = USE_NETWORK_BY_DEFAULT,
+        **kwargs: Any,
     ) -> HeadReconstructionPipeline:
-        """The pipeline with the shipped, hash-checked head model."""
+        """The pipeline with the shipped, hash-checked head model.
+
+        Args:
+            device: torch device (default CPU).
+            use_network: start the fit from the trained head network's estimate
+                (``weights/head_net.safetensors``) and refine it briefly (see
+                docs/head_network.md for when it helps).
+        """
+        if use_network and "network" not in kwargs:
+            kwargs["network"] = HeadRegressor.from_pretrained()
         return cls(HeadModel.from_pretrained(), **kwargs).to(device)
 
     def to(self, device: str | torch.device | None) -> HeadReconstructionPipeline:
         """Move the model's tensors to ``device`` (None keeps the CPU)."""
         if device is not None:
             self.model.to(torch.device(device))
+            if self.network is not None:
+                self.network.to(torch.device(device))
             if self._completer is not None:
                 self._completer.to(device)
         return self
@@ -103,6 +132,7 @@ class HeadReconstructionPipeline:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         complete_texture: bool = True,
+        refine: bool = True,
     ) -> Reconstruction:
         """Reconstruct the head of one person in ``image``.
 
@@ -115,6 +145,8 @@ class HeadReconstructionPipeline:
             complete_texture: complete what the photo did not see with the trained network
                 (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
                 alpha.
+            refine: with a network, refine its estimate with a short fit (default); ``False``
+                gives the network's estimate alone. Without a network the full fit runs.
         Raises:
             InvalidImageError / ImageTooLargeError: the input is not a usable image.
             NoFaceFound: no face (or fewer than ``face_index + 1`` faces) was found.
@@ -135,7 +167,15 @@ class HeadReconstructionPipeline:
                     )
                 face = faces[face_index]
             with stage("fit", timings):
-                fit = fit_head(self.model, face, camera.K, options=self.fit_options)
+                if self.network is None:
+                    fit = fit_head(self.model, face, camera.K, options=self.fit_options)
+                else:
+                    with torch_single_threaded():
+                        fit = predict_head_fit(self.network, self.model, face, camera.K)
+                    if refine:
+                        fit = fit_head(
+                            self.model, face, camera.K, options=self.refine_options, init=fit
+                        )
                 with torch.no_grad():
                     model_vertices = (
                         self.model.vertices(
@@ -229,8 +269,8 @@ def reconstruct(
         person_index: which person for bodies when there are several, by decreasing face size.
         max_pixels: decoding limit (decompression-bomb guard).
         progress: show a progress bar.
-        refine: bodies, when the trained body network is installed: refine its estimate with a
-            short fit (default), or ``False`` for the network's estimate alone.
+        refine: when the pipeline starts from a trained network (bodies or heads): refine its
+            estimate with a short fit (default), or ``False`` for the network's estimate alone.
         complete_texture: complete the parts the photo did not see with the trained
             texture-completion network (default); ``False`` keeps the raw projection as a
             (T, T, 4) texture whose alpha is the visibility.
@@ -250,6 +290,7 @@ def reconstruct(
             max_pixels=max_pixels,
             progress=progress,
             complete_texture=complete_texture,
+            refine=refine,
         )
     body = default_body_pipeline(device)
     if target == "body":
@@ -288,7 +329,11 @@ def reconstruct(
         rec.timings["front end"] = detect
     else:
         rec = default_pipeline(device)(
-            loaded, face_index=face_index, progress=progress, complete_texture=complete_texture
+            loaded,
+            face_index=face_index,
+            progress=progress,
+            complete_texture=complete_texture,
+            refine=refine,
         )
         rec.timings["choose target"] = detect
     rec.timings["decode"] = decode

@@ -12,12 +12,10 @@ checkpoints are safetensors files (no pickles), one per epoch, and a run resumes
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import pathlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +23,15 @@ from torch import nn
 
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
 from recon3d.models.body_net import BodyRegressor, root_to_camera
+from recon3d.train.adversarial import (
+    discriminator_loss,
+    distributed_setup,
+    distributed_teardown,
+    generator_loss,
+    resume,
+    save_checkpoint,
+    unwrap,
+)
 from recon3d.train.synthetic import KEYPOINT_PAIRS, free_bone_indices
 
 log = logging.getLogger(__name__)
@@ -112,11 +119,7 @@ def prior_samples(bank_path: str, model: BodyModel, n: int, seed: int) -> torch.
 
 def train(config: TrainConfig) -> pathlib.Path:
     """Train (or resume) and return the path of the final weights in ``config.out``."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        torch.distributed.init_process_group("gloo")
-    rank = torch.distributed.get_rank() if distributed else 0
-    world = torch.distributed.get_world_size() if distributed else 1
+    distributed, rank, world = distributed_setup()
     torch.manual_seed(config.seed + rank)
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,7 @@ def train(config: TrainConfig) -> pathlib.Path:
     n = len(data["shape"])
     net = BodyRegressor()
     disc = PoseDiscriminator()
-    start_epoch = _resume(out, net, disc)
+    start_epoch = resume(out, "body_net.safetensors", net, disc)
     if distributed:
         net = nn.parallel.DistributedDataParallel(net)
         disc = nn.parallel.DistributedDataParallel(disc)
@@ -164,7 +167,7 @@ def train(config: TrainConfig) -> pathlib.Path:
                 model, free, pred, batch, vertex_subset, losses_index, kp_mp, config
             )
             fake = disc(pred["rotations"], pred["shape"])
-            losses["adversarial"] = config.adversarial_weight * ((fake - 1) ** 2).mean()
+            losses["adversarial"] = config.adversarial_weight * generator_loss(fake)
             total = sum(losses.values())
             opt_g.zero_grad()
             total.backward()
@@ -173,7 +176,7 @@ def train(config: TrainConfig) -> pathlib.Path:
             j = torch.randint(len(prior), (len(idx),), generator=generator)
             real = disc(prior[j], prior_shape[j])
             fake = disc(pred["rotations"].detach(), pred["shape"].detach())
-            loss_d = ((real - 1) ** 2).mean() + (fake**2).mean()
+            loss_d = discriminator_loss(real, fake)
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
@@ -184,10 +187,8 @@ def train(config: TrainConfig) -> pathlib.Path:
         if rank == 0:
             means = {k: round(v / max(steps, 1), 5) for k, v in totals.items()}
             log.info("epoch %d (%.1f s): %s", epoch, time.perf_counter() - started, means)
-            _checkpoint(out, epoch, _unwrap(net), _unwrap(disc), config)
-    if distributed:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+            save_checkpoint(out, "body_net.safetensors", epoch, unwrap(net), unwrap(disc), config)
+    distributed_teardown(distributed)
     return out / "body_net.safetensors"
 
 
@@ -246,45 +247,6 @@ def _top_k_rows(weights: torch.Tensor, k: int) -> torch.Tensor:
     top = torch.topk(weights, k, dim=1)
     out = torch.zeros_like(weights).scatter_(1, top.indices, top.values)
     return out / out.sum(1, keepdim=True)
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if hasattr(module, "module") else module
-
-
-def _checkpoint(out, epoch, net, disc, config) -> None:
-    from safetensors.torch import save_file
-
-    meta = {
-        "epoch": str(epoch),
-        "config": json.dumps(net.config()),
-        "train": json.dumps(asdict(config)),
-    }
-    save_file(
-        {k: v.contiguous() for k, v in net.state_dict().items()},
-        str(out / "body_net.safetensors"),
-        metadata=meta,
-    )
-    save_file(
-        {k: v.contiguous() for k, v in disc.state_dict().items()},
-        str(out / "discriminator.safetensors"),
-        metadata=meta,
-    )
-
-
-def _resume(out, net, disc) -> int:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = out / "body_net.safetensors"
-    if not path.exists() or not (out / "discriminator.safetensors").exists():
-        return 0
-    with safe_open(str(path), framework="pt") as f:
-        epoch = int(f.metadata().get("epoch", "-1"))
-    net.load_state_dict(load_file(str(path)))
-    disc.load_state_dict(load_file(str(out / "discriminator.safetensors")))
-    log.info("resumed from epoch %d", epoch)
-    return epoch + 1
 
 
 __all__ = ["PoseDiscriminator", "TrainConfig", "load_shards", "project_in_crop", "train"]

@@ -1,0 +1,98 @@
+"""What the body and head network trainers share: LSGAN losses of the adversarial prior (HMR,
+Kanazawa et al. 2018, with least-squares GAN losses), process-group set-up for ``torchrun``, and
+safetensors checkpoints of a network and its discriminator that a run resumes from. Training
+only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "discriminator_loss",
+    "distributed_setup",
+    "distributed_teardown",
+    "generator_loss",
+    "resume",
+    "save_checkpoint",
+    "unwrap",
+]
+
+
+def generator_loss(fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN loss of the generator: the discriminator's logits on its outputs pushed to 1."""
+    return ((fake - 1) ** 2).mean()
+
+
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN loss of the discriminator: plausible samples to 1, the network's (detached) to 0."""
+    return ((real - 1) ** 2).mean() + (fake**2).mean()
+
+
+def distributed_setup() -> tuple[bool, int, int]:
+    """Join the process group when run under ``torchrun`` (gloo); ``(distributed, rank,
+    world)``."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank() if distributed else 0
+    world = torch.distributed.get_world_size() if distributed else 1
+    return distributed, rank, world
+
+
+def distributed_teardown(distributed: bool) -> None:
+    if distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return module.module if hasattr(module, "module") else module
+
+
+def save_checkpoint(
+    out: pathlib.Path, name: str, epoch: int, net: nn.Module, disc: nn.Module, config: Any
+) -> None:
+    """Write ``out/name`` (the network, its ``config()`` in the metadata) and
+    ``out/discriminator.safetensors``, each atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "epoch": str(epoch),
+        "config": json.dumps(net.config()),
+        "train": json.dumps(asdict(config)),
+    }
+    for module, filename in ((net, name), (disc, "discriminator.safetensors")):
+        target = out / filename
+        tmp = target.with_name(target.name + ".tmp")
+        save_file(
+            {k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp), metadata=meta
+        )
+        tmp.replace(target)
+
+
+def resume(out: pathlib.Path, name: str, net: nn.Module, disc: nn.Module) -> int:
+    """Load the last checkpoint in ``out`` if there is one; the epoch to start from."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = out / name
+    if not path.exists() or not (out / "discriminator.safetensors").exists():
+        return 0
+    with safe_open(str(path), framework="pt") as f:
+        epoch = int(f.metadata().get("epoch", "-1"))
+    net.load_state_dict(load_file(str(path)))
+    disc.load_state_dict(load_file(str(out / "discriminator.safetensors")))
+    log.info("resumed from epoch %d", epoch)
+    return epoch + 1
