@@ -78,6 +78,9 @@ class HeadFitOptions:
     oval_weight: float = 0.3
     iris_weight: float = 0.2
     iterations: int = 4
+    #: Pull of the coefficients towards ``init``'s (a network's estimate), per coefficient, in
+    #: the units of ``identity_prior``; 0 (the default) pulls towards zero only.
+    init_weight: float = 0.0
 
 
 @dataclass
@@ -189,6 +192,9 @@ def _fit_head(
     prior = np.sqrt(
         np.r_[np.full(n_id, opts.identity_prior), np.full(n_exp, opts.expression_prior)]
     )
+    # Optional pull towards the initial estimate: rows sqrt(w)·(c - c_init).
+    pull = np.sqrt(opts.init_weight) if init is not None and opts.init_weight > 0 else 0.0
+    init_coeffs = coeffs.copy()
     history: list[float] = []
 
     def shape(c: np.ndarray) -> np.ndarray:
@@ -234,15 +240,18 @@ def _fit_head(
         depth_scale = (np.sqrt(opts.depth_weight) * sqrt_w / scale)[:, None]
         rows_z = np.c_[dz_basis * fx / z_mean, -z_mp] * depth_scale
         rhs_z = -(dz_mean * fx / z_mean) * depth_scale[:, 0]
-        a = np.vstack(
-            [
-                np.c_[rows_x, np.zeros(len(uv))],
-                np.c_[rows_y, np.zeros(len(uv))],
-                rows_z,
-                np.c_[np.diag(prior), np.zeros(n_coef)],
-            ]
-        )
-        b = np.r_[rhs_x, rhs_y, rhs_z, np.zeros(n_coef)]
+        blocks = [
+            np.c_[rows_x, np.zeros(len(uv))],
+            np.c_[rows_y, np.zeros(len(uv))],
+            rows_z,
+            np.c_[np.diag(prior), np.zeros(n_coef)],
+        ]
+        targets = [rhs_x, rhs_y, rhs_z, np.zeros(n_coef)]
+        if pull:
+            blocks.append(np.c_[np.eye(n_coef) * pull, np.zeros(n_coef)])
+            targets.append(pull * init_coeffs)
+        a = np.vstack(blocks)
+        b = np.concatenate(targets)
         # Same minimiser on the (K+1)-row triangular factor: |Ax - b|² = |Rx - Qᵀb|² + const,
         # so the bounded solver's inner least squares work on ~113 rows instead of ~1550.
         q, r = np.linalg.qr(a)

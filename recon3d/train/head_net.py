@@ -2,7 +2,7 @@
 
 Losses on synthetic shards (``recon3d/train/synthetic_head.py``): identity, expression,
 rotation and camera against the ground truth, a vertex loss on the head mesh (relative to the
-centre of the face's landmarks), the 2D reprojection of the 478 landmarks with the predicted
+centre of the face's landmarks, after the best scale), the 2D reprojection of the 478 landmarks with the predicted
 rotation and camera against MediaPipe's detections, and an adversarial loss (LSGAN, shared with
 the body trainer in :mod:`recon3d.train.adversarial`) from discriminators on the identity and
 the expression coefficients, trained against plausible samples: identities from the PCA prior
@@ -52,8 +52,8 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 1e-3
     adversarial_weight: float = 0.05
-    vertex_weight: float = 20.0
-    keypoint_weight: float = 1.0
+    vertex_weight: float = 50.0
+    keypoint_weight: float = 10.0
     identity_weight: float = 0.1
     expression_weight: float = 1.0
     seed: int = 0
@@ -148,7 +148,11 @@ def _losses(geometry, pred, batch, config: TrainConfig) -> dict[str, torch.Tenso
     verts_p, lm_p = geometry(pred["identity"], pred["expression"])
     with torch.no_grad():
         verts_g, _ = geometry(batch["identity"], batch["expression"])
-    losses["vertices"] = config.vertex_weight * (verts_p - verts_g).abs().sum(-1).mean()
+    # Scale-free: the head's absolute size is not observable from one view (a larger head
+    # farther away looks the same), so the prediction is scaled to the truth first.
+    scale = (verts_p * verts_g).sum((1, 2)) / (verts_p**2).sum((1, 2)).clamp_min(1e-9)
+    aligned = scale[:, None, None] * verts_p
+    losses["vertices"] = config.vertex_weight * (aligned - verts_g).abs().sum(-1).mean()
     # 2D: the landmarks posed with the predicted rotation and camera, in crop units, against the
     # detector's points (the normalised inputs' x, y).
     offsets = torch.einsum("bij,bnj->bni", pred["rotation"], lm_p)
