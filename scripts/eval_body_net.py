@@ -65,6 +65,19 @@ def load_net(path: pathlib.Path):
 
 # Largest rotation (radians, from the rest A-pose) a bone can take in a living body: generous
 # anatomical ranges (clavicle elevation ~40°, trunk flexion per spine segment ~45°, ...).
+ANATOMICAL_BONES = (
+    "spine04",
+    "spine02",
+    "neck01",
+    "upperarm01.L",
+    "upperarm01.R",
+    "lowerarm01.L",
+    "lowerarm01.R",
+    "upperleg01.L",
+    "upperleg01.R",
+    "lowerleg01.L",
+    "lowerleg01.R",
+)
 ANATOMICAL_LIMITS = {
     "spine04": 0.8,
     "spine02": 0.8,
@@ -105,6 +118,15 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--photos", type=pathlib.Path, nargs="*", default=[])
+    parser.add_argument(
+        "--plausibility-inputs",
+        type=pathlib.Path,
+        nargs="*",
+        default=[],
+        help="real photos and videos on which the network-only poses are checked for "
+        "plausibility (no ground truth needed): each photo and each video frame, also mirrored",
+    )
+    parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -150,7 +172,7 @@ def main(argv=None) -> int:
         row["s"].append(seconds)
 
     done = 0
-    while done < args.n:
+    while done < (0 if args.skip_synthetic else args.n):
         sample = random_sample(model, rng, bank)
         image, _ = render_sample(model, sample, rng, [])
         try:
@@ -194,9 +216,89 @@ def main(argv=None) -> int:
             f"{m['seconds']:>9}"
         )
     real = evaluate_photos(nets, args.photos) if args.photos else {}
+    plausibility = {}
+    if args.plausibility_inputs:
+        plausibility = evaluate_plausibility(nets, args.plausibility_inputs, model, bank)
     if args.json:
-        args.json.write_text(json.dumps({"synthetic": summary, "photos": real}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"synthetic": summary, "photos": real, "plausibility": plausibility}, indent=2
+            )
+        )
     return 0
+
+
+def nearest_pose_angle(model, pose: np.ndarray, bank: np.ndarray) -> float:
+    """Mean rotation angle (degrees) of the limb and spine bones between ``pose`` (J, 3) and its
+    nearest pose in ``bank`` (N, J, 3), root excluded: how far a prediction is from every pose
+    in a set of real motions that no network saw in training."""
+    from scipy.spatial.transform import Rotation
+
+    bones = [model.bone(n) for n in ANATOMICAL_BONES]
+    pred = Rotation.from_rotvec(pose[bones].astype(np.float64))
+    best = np.inf
+    for candidate in bank:
+        angles = (
+            pred.inv() * Rotation.from_rotvec(candidate[bones].astype(np.float64))
+        ).magnitude()
+        best = min(best, float(np.degrees(angles).mean()))
+    return best
+
+
+def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -> dict:
+    """Network-only poses on real images (photos and every video frame, each also mirrored),
+    where the detector's output differs from the synthetic renders the network trained on and
+    legs are often out of the frame: the share of implausible poses and the mean distance to the
+    nearest held-out motion-capture pose, per network."""
+    from recon3d.errors import NoPersonFound
+    from recon3d.io.image import load_image
+    from recon3d.io.video import read_video
+    from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
+    from recon3d.models.body_net import predict_fit
+
+    detector = MediaPipePoseDetector()
+    images: list[np.ndarray] = []
+    for path in inputs:
+        if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm"):
+            frames, _ = read_video(path)
+            images.extend(frames)
+        else:
+            images.append(load_image(path))
+    rows: dict[str, dict[str, list[float]]] = {
+        name: {"implausible": [], "nearest": []} for name in nets
+    }
+    people = 0
+    for image in images:
+        for pixels in (image, np.ascontiguousarray(image[:, ::-1])):
+            try:
+                person = detector.detect(pixels)
+            except NoPersonFound:
+                continue
+            people += 1
+            h, w = pixels.shape[:2]
+            f = 1.2 * max(h, w)
+            K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+            for name, net in nets.items():
+                fit = predict_fit(net, model, person, K)
+                rows[name]["implausible"].append(float(implausible(model, fit.pose)))
+                if bank is not None:
+                    rows[name]["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
+    summary = {
+        name: {
+            "inputs": people,
+            "implausible_%": round(100 * float(np.mean(r["implausible"])), 1),
+            "nearest_heldout_pose_deg": round(float(np.mean(r["nearest"])), 2)
+            if r["nearest"]
+            else None,
+        }
+        for name, r in rows.items()
+    }
+    print(f"plausibility on {people} real inputs (network only)")
+    for name, m in summary.items():
+        print(
+            f"{name:<12}{m['implausible_%']:>8} % implausible{m['nearest_heldout_pose_deg']:>8} deg"
+        )
+    return summary
 
 
 def evaluate_photos(nets: dict, photos: list[pathlib.Path]) -> dict:

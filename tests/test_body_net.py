@@ -17,6 +17,7 @@ from recon3d.models.body_net import (
     camera_to_root,
     root_to_camera,
     rotation_6d_to_matrix,
+    solve_translation,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,22 @@ def test_camera_round_trip() -> None:
     crop = np.array([320.0, 400.0, 500.0])
     root = np.array([0.3, -0.2, 4.5])
     np.testing.assert_allclose(camera_to_root(root_to_camera(root, crop, K), crop, K), root)
+
+
+def test_solve_translation_recovers_the_camera_position() -> None:
+    rng = np.random.default_rng(0)
+    K = np.array([[900.0, 0, 320], [0, 880.0, 240], [0, 0, 1]])
+    points = rng.normal(0, 0.4, (20, 3))
+    truth = np.array([0.2, -0.1, 4.0])
+    projected = (points + truth) @ K.T
+    targets = projected[:, :2] / projected[:, 2:]
+    weights = np.ones(20)
+    weights[:5] = 0  # ignored: their targets are garbage
+    targets[:5] = 1e4
+    np.testing.assert_allclose(solve_translation(points, targets, weights, K), truth, atol=1e-9)
+    assert solve_translation(points, targets, np.zeros(20), K) is None
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        solve_translation(points[:, :2], targets, weights, K)
 
 
 @pytest.mark.slow
@@ -127,5 +144,7 @@ def test_pipeline_with_the_shipped_network() -> None:
     alone = pipe(photo, refine=False)
     assert np.isfinite(alone.vertices).all() and alone.skeleton is not None
     assert alone.timings["fit"] < 0.3
+    # Placed in the camera by the closed-form alignment: it lines up with the detected keypoints.
+    assert keypoint_pck(alone) >= 0.6
     refined = pipe(photo)
     assert keypoint_pck(refined) >= keypoint_pck(alone)

@@ -30,6 +30,7 @@ __all__ = [
     "predict_fit",
     "root_to_camera",
     "rotation_6d_to_matrix",
+    "solve_translation",
 ]
 
 ASSET = "body_net.safetensors"
@@ -163,11 +164,38 @@ def network_inputs(person) -> dict[str, np.ndarray]:
     }
 
 
-def predict_fit(net: BodyRegressor, model, person, K: np.ndarray):
-    """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
-    (the fit's ``init``): all bones but the predicted ones at rest, zero clothing."""
-    from recon3d.fitting.body_fit import FREE_BONES, BodyFit
+ALIGNMENTS = ("torso", "translation", "none")
 
+
+def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str = "torso"):
+    """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
+    (the fit's ``init``): all bones but the predicted ones at rest, zero clothing.
+
+    Args:
+        net: the body network.
+        model: the body model.
+        person: MediaPipe pose of the person.
+        K: (3, 3) intrinsics.
+        align: how the estimate is placed in the camera.
+
+            * ``"torso"`` (default): the posed body is turned so that its torso (shoulders and
+              hips) best matches MediaPipe's metric world torso (Kabsch), then translated so
+              that its keypoints best reproject onto the detected ones
+              (:func:`solve_translation`, closed form). On real photos the network's global
+              orientation and camera are its least reliable outputs (it can take a person
+              facing the camera for one facing away), and a wrong global pose is what a short
+              refinement fixes worst.
+            * ``"translation"``: the network's orientation, the closed-form translation.
+            * ``"none"``: the network's own orientation and camera.
+    """
+    import cv2
+    from scipy.spatial.transform import Rotation
+
+    from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL, BodyFit
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}")
     inputs = network_inputs(person)
     device = next(net.parameters()).device
     with torch.no_grad():
@@ -176,26 +204,58 @@ def predict_fit(net: BodyRegressor, model, person, K: np.ndarray):
             torch.as_tensor(inputs["world"], device=device)[None],
             torch.as_tensor(inputs["mask"], device=device, dtype=torch.float32)[None, None] / 255,
         )
-    import cv2
-
     free = sorted(model.bone(n) for n in FREE_BONES)
     pose = np.zeros((model.num_joints, 3), np.float32)
     for i, bone in enumerate(free):
-        pose[bone] = cv2.Rodrigues(out["rotations"][0, i].cpu().numpy().astype(np.float64))[
-            0
-        ].ravel()
+        rotation = out["rotations"][0, i].cpu().numpy().astype(np.float64)
+        pose[bone] = cv2.Rodrigues(rotation)[0].ravel()
     shape = out["shape"][0].cpu().numpy().astype(np.float32)
     root = camera_to_root(out["camera"][0].cpu().numpy().astype(np.float64), inputs["crop"], K)
     rest_root = (
         model.mean_joints[0].cpu().numpy() + shape @ model.joint_shape_basis[:, 0].cpu().numpy()
     )
+    translation = root - rest_root
+    if align != "none":
+        names = list(MEDIAPIPE_TO_MODEL)
+        index = [POSE_LANDMARKS.index(k) for k in names]
+        model_index = [model.keypoint(MEDIAPIPE_TO_MODEL[k]) for k in names]
+        if align == "torso":
+            torso = [names.index(k) for k in _TORSO]
+            src = _posed_keypoints(model, shape, pose)[model_index][torso]
+            dst = person.world[index][torso].astype(np.float64)
+            correction, _ = Rotation.align_vectors(dst - dst.mean(0), src - src.mean(0))
+            correction = correction.as_matrix()
+            root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
+            pose[0] = cv2.Rodrigues(correction @ root_rotation)[0].ravel()
+        weights = np.where(person.visibility[index] > 0.5, person.visibility[index], 0.0)
+        solved = solve_translation(
+            _posed_keypoints(model, shape, pose)[model_index],
+            person.points[index].astype(np.float64),
+            weights,
+            K,
+        )
+        if solved is not None:
+            translation = solved
     return BodyFit(
         shape=shape,
         pose=pose,
-        translation=(root - rest_root).astype(np.float32),
+        translation=np.asarray(translation, np.float32),
         keypoint_error_px=float("nan"),
         keypoint_scale_px=float("nan"),
     )
+
+
+_TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+def _posed_keypoints(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(K, 3) keypoints of the posed body at zero translation."""
+    device = model.mean_vertices.device
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(shape, device=device)[None], torch.as_tensor(pose, device=device)[None]
+        )
+        return model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
 
 
 def camera_to_root(camera: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -216,3 +276,41 @@ def root_to_camera(root: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndar
     return np.array(
         [(u - crop[0]) / crop[2], (v - crop[1]) / crop[2], np.log(root[2] * crop[2] / f)]
     )
+
+
+def solve_translation(
+    points: np.ndarray, targets: np.ndarray, weights: np.ndarray, K: np.ndarray
+) -> np.ndarray | None:
+    """The camera-frame translation ``t`` (3,) that best projects ``points + t`` onto ``targets``.
+
+    Weighted linear least squares on the algebraic reprojection error: for a pinhole camera,
+    ``u = (x - cx) / fx`` gives ``t_x - u t_z = u Z - X`` (and likewise for y), two equations
+    per point, exact when the points can be projected exactly.
+
+    Args:
+        points: (N, 3) 3D points in the camera's axes, before translation.
+        targets: (N, 2) their detected pixel positions.
+        weights: (N,) confidence of each target (0: ignored).
+        K: (3, 3) intrinsics.
+
+    Returns:
+        (3,) translation, or None when the solution would put the points behind the camera or
+        the system is degenerate (fewer than two weighted points).
+    """
+    points, targets = np.asarray(points, np.float64), np.asarray(targets, np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or targets.shape != (len(points), 2):
+        raise ValueError(
+            f"expected points (N, 3) and targets (N, 2), got {points.shape} and {targets.shape}"
+        )
+    w = np.sqrt(np.clip(np.asarray(weights, np.float64), 0, None))
+    if np.count_nonzero(w) < 2:
+        return None
+    u = (targets[:, 0] - K[0, 2]) / K[0, 0]
+    v = (targets[:, 1] - K[1, 2]) / K[1, 1]
+    zeros, ones = np.zeros_like(u), np.ones_like(u)
+    a = np.concatenate([np.c_[ones, zeros, -u], np.c_[zeros, ones, -v]]) * np.r_[w, w][:, None]
+    b = np.r_[u * points[:, 2] - points[:, 0], v * points[:, 2] - points[:, 1]] * np.r_[w, w]
+    t, *_ = np.linalg.lstsq(a, b, rcond=None)
+    if np.linalg.matrix_rank(a) < 3 or np.min(points[:, 2][w > 0] + t[2]) <= 0:
+        return None
+    return t
