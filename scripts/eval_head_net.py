@@ -25,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import pathlib
@@ -75,12 +76,12 @@ def landmarks_from_points(points: np.ndarray):
     return FaceLandmarks(points=points.astype(np.float32), box=np.r_[lo, hi], score=1.0)
 
 
-def methods(nets: dict, refine_iterations: int):
-    """name -> function (model, landmarks, K) -> HeadFit."""
-    from recon3d.fitting.head_fit import HeadFitOptions, fit_head
+def methods(nets: dict, refine):
+    """name -> function (model, landmarks, K) -> HeadFit; ``refine``: the HeadFitOptions of
+    the short fit after the network."""
+    from recon3d.fitting.head_fit import fit_head
     from recon3d.models.head_net import predict_head_fit
 
-    refine = HeadFitOptions(iterations=refine_iterations)
     out = {"optimisation": lambda m, lm, K: fit_head(m, lm, K)}
     for name, net in nets.items():
         out[f"{name} only"] = lambda m, lm, K, net=net: predict_head_fit(net, m, lm, K)
@@ -124,7 +125,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--net", type=pathlib.Path, required=True)
     parser.add_argument("--ablation", type=pathlib.Path, default=None)
-    parser.add_argument("--refine-iterations", type=int, default=2)
+    parser.add_argument("--refine-iterations", type=int, default=None)
+    parser.add_argument("--init-weight", type=float, default=None)
+    parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--photos", nargs="*", type=pathlib.Path, default=None)
     parser.add_argument("--json", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
@@ -142,7 +145,14 @@ def main(argv=None) -> int:
     nets = {"net": load_net(args.net)}
     if args.ablation is not None:
         nets["net_noadv"] = load_net(args.ablation)
-    fits = methods(nets, args.refine_iterations)
+    from recon3d.pipeline import REFINE_OPTIONS
+
+    refine = dataclasses.replace(
+        REFINE_OPTIONS,
+        **({"iterations": args.refine_iterations} if args.refine_iterations is not None else {}),
+        **({"init_weight": args.init_weight} if args.init_weight is not None else {}),
+    )
+    fits = methods(nets, refine)
     # Warm-up (first calls build caches).
     test = load_shards(args.data)
     points_all = []
@@ -204,14 +214,14 @@ def main(argv=None) -> int:
         "heldout_synthetic_n": n,
         "identity_radius_999": id_radius,
         "expression_norm_limit_999": exp_limit,
-        "refine_iterations": args.refine_iterations,
+        "refine_options": dataclasses.asdict(refine),
         "synthetic": {},
     }
     for name, r in rows.items():
         results["synthetic"][name] = {
             k: round(float(np.median(v) if k == "time_s" else np.mean(v)), 4) for k, v in r.items()
         }
-    photos = args.photos
+    photos = [] if args.skip_photos else args.photos
     if photos is None:
         photos = [next((ROOT / "tests" / "data").glob(f"{p}.*")) for p in PHOTOS]
     if photos:
