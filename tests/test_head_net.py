@@ -193,8 +193,10 @@ def test_pipeline_network_path(model, detector) -> None:
 @pytest.mark.slow
 def test_shipped_network_on_heldout_renders(model, detector) -> None:
     """The shipped weights, on fresh held-out renders (seed 2, held-out textures): the network
-    followed by the short refinement is at least as accurate as the bar measured for it."""
-    from recon3d.fitting.head_fit import HeadFitOptions, fit_head
+    alone and refined stay under bars set from a measurement, and beat the optimisation alone
+    (measured on these 12 renders: network 4.66 mm, refined 4.70 mm, optimisation 6.62 mm)."""
+    from recon3d.fitting.head_fit import fit_head
+    from recon3d.pipeline import REFINE_OPTIONS
     from recon3d.train.synthetic_head import (
         HeadRenderer,
         head_vertices,
@@ -211,7 +213,7 @@ def test_shipped_network_on_heldout_renders(model, detector) -> None:
     net = HeadRegressor.from_pretrained()
     renderer = HeadRenderer(model, load_textures(paths, side=256))
     rng = np.random.default_rng([2, 999])
-    errors = {"net": [], "refined": []}
+    errors = {"net": [], "refined": [], "optimisation": []}
     while len(errors["net"]) < 12:
         sample = random_sample(model, rng)
         image = renderer.render(head_vertices(model, sample), sample.K, rng, [])
@@ -223,22 +225,22 @@ def test_shipped_network_on_heldout_renders(model, detector) -> None:
             torch.as_tensor(sample.expression, dtype=torch.float32)[None],
         )[0].numpy()
         fit = predict_head_fit(net, model, faces[0], sample.K)
-        refined = fit_head(
-            model, faces[0], sample.K, options=HeadFitOptions(iterations=2), init=fit
-        )
-        for key, f in (("net", fit), ("refined", refined)):
+        refined = fit_head(model, faces[0], sample.K, options=REFINE_OPTIONS, init=fit)
+        optimised = fit_head(model, faces[0], sample.K)
+        for key, f in (("net", fit), ("refined", refined), ("optimisation", optimised)):
             with torch.no_grad():
                 pred = model.vertices(
                     torch.as_tensor(f.identity)[None], torch.as_tensor(f.expression)[None]
                 )[0].numpy()
             errors[key].append(1000 * procrustes_error(pred.astype(np.float64), gt))
-    # Bars: about 1.3x the means measured on 200 held-out samples (docs/head_network.md).
-    assert np.mean(errors["net"]) < NET_PVE_BAR_MM, errors
-    assert np.mean(errors["refined"]) < REFINED_PVE_BAR_MM, errors
+    mean = {k: float(np.mean(v)) for k, v in errors.items()}
+    assert mean["net"] < PVE_BAR_MM and mean["refined"] < PVE_BAR_MM, mean
+    assert mean["refined"] < mean["optimisation"], mean
 
 
-NET_PVE_BAR_MM = 100.0
-REFINED_PVE_BAR_MM = 100.0
+# About 1.2x the means measured on these renders (4.66 and 4.70 mm); on 200 held-out renders
+# the means are 5.33 and 5.46 mm against 7.68 mm for the optimisation (docs/head_network.md).
+PVE_BAR_MM = 5.5
 
 
 @pytest.mark.slow
