@@ -76,13 +76,18 @@ def landmarks_from_points(points: np.ndarray):
     return FaceLandmarks(points=points.astype(np.float32), box=np.r_[lo, hi], score=1.0)
 
 
-def methods(nets: dict, refine):
+def methods(nets: dict, refine, prior_scales=()):
     """name -> function (model, landmarks, K) -> HeadFit; ``refine``: the HeadFitOptions of
     the short fit after the network."""
-    from recon3d.fitting.head_fit import fit_head
+    from recon3d.fitting.head_fit import HeadFitOptions, fit_head
     from recon3d.models.head_net import predict_head_fit
 
     out = {"optimisation": lambda m, lm, K: fit_head(m, lm, K)}
+    for k in prior_scales:
+        options = HeadFitOptions(identity_prior=HeadFitOptions().identity_prior * k)
+        out[f"optimisation, identity prior x{k:g}"] = lambda m, lm, K, o=options: fit_head(
+            m, lm, K, options=o
+        )
     for name, net in nets.items():
         out[f"{name} only"] = lambda m, lm, K, net=net: predict_head_fit(net, m, lm, K)
         out[f"{name} own pose"] = lambda m, lm, K, net=net: predict_head_fit(
@@ -128,6 +133,13 @@ def main(argv=None) -> int:
     parser.add_argument("--refine-iterations", type=int, default=None)
     parser.add_argument("--init-weight", type=float, default=None)
     parser.add_argument("--skip-photos", action="store_true")
+    parser.add_argument(
+        "--prior-scales",
+        nargs="*",
+        type=float,
+        default=(),
+        help="also run the optimisation with its identity prior multiplied by these",
+    )
     parser.add_argument("--photos", nargs="*", type=pathlib.Path, default=None)
     parser.add_argument("--json", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
@@ -152,7 +164,7 @@ def main(argv=None) -> int:
         **({"iterations": args.refine_iterations} if args.refine_iterations is not None else {}),
         **({"init_weight": args.init_weight} if args.init_weight is not None else {}),
     )
-    fits = methods(nets, refine)
+    fits = methods(nets, refine, args.prior_scales)
     # Warm-up (first calls build caches).
     test = load_shards(args.data)
     points_all = []

@@ -1,5 +1,6 @@
-"""The picture of docs/head_network.md: real photos with the head fit's geometry overlaid, from
-optimisation only, the head network alone, and the network followed by the short refinement.
+"""The picture of docs/head_network.md: per real photo, the photo, the optimisation's geometry
+over it, then the geometry seen from the side (60°) for optimisation only, the head network
+alone, and the network followed by the short refinement.
 
 Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_head_net.py [--out docs/images]
 """
@@ -46,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             net(path, complete_texture=False),
         ]
         box = recs[0].params["face_box"]
-        overlays = [r.overlay() for r in recs]
-        scale = overlays[0].shape[1] / recs[0].image.shape[1]
-        tiles = [_crop(recs[0].image, box, 1.0)] + [_crop(o, box, scale) for o in overlays]
+        overlay = recs[0].overlay()
+        scale = overlay.shape[1] / recs[0].image.shape[1]
+        tiles = [_crop(recs[0].image, box, 1.0), _crop(overlay, box, scale)]
+        tiles += [r.render(yaw=60, shading="geometry", size=SIZE) for r in recs]
         rows.append(np.hstack(tiles))
     picture = np.vstack(rows)
     target = args.out / "head_network.jpg"
