@@ -200,3 +200,20 @@ def temporal_flicker(frames: np.ndarray, sequence: np.ndarray | None = None) -> 
     for i in pairs:
         total += float(np.abs(frames[i].astype(np.int16) - frames[i - 1].astype(np.int16)).mean())
     return total / len(pairs)
+
+
+def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean distance (in the inputs' unit) between (N, 3) ``gt`` and (N, 3) ``pred`` after the
+    best similarity transform (rotation, translation, scale) of ``pred`` onto ``gt``: the PVE /
+    MPJPE convention of the network evaluations."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    if pred.ndim != 2 or pred.shape[1] != 3 or pred.shape != gt.shape:
+        raise ValueError(f"expected two (N, 3) arrays, got {pred.shape} and {gt.shape}")
+    mp, mg = pred.mean(0), gt.mean(0)
+    p, g = pred - mp, gt - mg
+    u, s, vt = np.linalg.svd(p.T @ g)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = u @ np.diag([1, 1, d]) @ vt
+    scale = (s * [1, 1, d]).sum() / (p**2).sum()
+    aligned = scale * p @ rot + mg
+    return float(np.linalg.norm(aligned - gt, axis=1).mean())

@@ -42,33 +42,6 @@ log = logging.getLogger("eval_head_net")
 PHOTOS = ("obama", "obama2", "obama3", "biden", "grace_hopper", "astronaut", "camera")
 
 
-def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean distance after the best similarity transform of ``pred`` (N, 3) onto ``gt``."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    p, g = pred - mp, gt - mg
-    u, s, vt = np.linalg.svd(p.T @ g)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1, 1, d]) @ vt
-    scale = (s * [1, 1, d]).sum() / (p**2).sum()
-    aligned = scale * p @ rot + mg
-    return float(np.linalg.norm(aligned - gt, axis=1).mean())
-
-
-def load_net(path: pathlib.Path):
-    import json as _json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from recon3d.models.head_net import HeadRegressor
-
-    with safe_open(str(path), framework="pt") as f:
-        config = _json.loads(f.metadata().get("config", "{}"))
-    net = HeadRegressor(**config)
-    net.load_state_dict(load_file(str(path)))
-    return net.eval()
-
-
 def landmarks_from_points(points: np.ndarray):
     from recon3d.keypoints.base import FaceLandmarks
 
@@ -148,15 +121,17 @@ def main(argv=None) -> int:
     import torch
     from scipy.stats import chi2
 
+    from recon3d.metrics import procrustes_error
     from recon3d.models.head import HeadModel
+    from recon3d.models.head_net import HeadRegressor
     from recon3d.models.landmarks import interpolate_surface
     from recon3d.train.head_net import load_shards
 
     torch.set_num_threads(1)
     model = HeadModel.from_pretrained()
-    nets = {"net": load_net(args.net)}
+    nets = {"net": HeadRegressor.from_file(args.net)}
     if args.ablation is not None:
-        nets["net_noadv"] = load_net(args.ablation)
+        nets["net_noadv"] = HeadRegressor.from_file(args.ablation)
     from recon3d.pipeline import REFINE_OPTIONS
 
     refine = dataclasses.replace(

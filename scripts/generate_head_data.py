@@ -90,7 +90,7 @@ def main(argv=None) -> int:
 
     from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
     from recon3d.models.head import HeadModel
-    from recon3d.train.synthetic import load_backgrounds
+    from recon3d.train.synthetic import video_frames
     from recon3d.train.synthetic_head import HeadRenderer, generate_shard, load_textures
 
     torch.set_num_threads(1)
@@ -105,13 +105,7 @@ def main(argv=None) -> int:
     textures = load_textures(sorted(args.textures.glob("*_head.npz")))
     log.info("%d textures from %s", len(textures), args.textures)
     renderer = HeadRenderer(model, textures)
-    backgrounds = []
-    if args.video.exists():
-        tmp = args.out / "_frames"
-        tmp.mkdir(exist_ok=True)
-        if not any(tmp.iterdir()):
-            (tmp / args.video.name).symlink_to(args.video.resolve())
-        backgrounds = load_backgrounds([tmp], max_frames=60)
+    backgrounds = video_frames(args.video, max_frames=60) if args.video.exists() else []
     for index in range(args.start, args.stop):
         start = time.perf_counter()
         path = generate_shard(

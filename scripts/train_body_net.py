@@ -11,12 +11,9 @@ registers them in weights/manifest.json with the measured metrics given by --met
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import pathlib
-import shutil
 import sys
-from dataclasses import fields
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,29 +21,22 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from recon3d.train.body_net import TrainConfig, train
+    from recon3d.train.cli import add_config_arguments, config_from_args, ship
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in fields(TrainConfig):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default
-        )
-    parser.add_argument("--ship", action="store_true")
-    parser.add_argument("--metrics", type=str, default="{}")
+    add_config_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    config = config_from_args(args, TrainConfig)
     path = train(config)
     if args.ship:
-        from recon3d.weights import register_file
-
-        target = ROOT / "weights" / "body_net.safetensors"
-        shutil.copyfile(path, target)
-        register_file(
-            target,
+        ship(
+            path,
+            ROOT / "weights" / "body_net.safetensors",
             command="python scripts/train_body_net.py " + " ".join(argv or sys.argv[1:]),
             seed=config.seed,
             data=f"synthetic shards in {config.data} (scripts/generate_body_data.py)",
-            metrics=json.loads(args.metrics),
+            metrics=args.metrics,
             licence="Apache-2.0 (trained by this project on synthetic Anny renders)",
         )
     return 0

@@ -196,6 +196,7 @@ def test_shipped_network_on_heldout_renders(model, detector) -> None:
     alone and refined stay under bars set from a measurement, and beat the optimisation alone
     (measured on these 12 renders: network 4.66 mm, refined 4.70 mm, optimisation 6.62 mm)."""
     from recon3d.fitting.head_fit import fit_head
+    from recon3d.metrics import procrustes_error
     from recon3d.pipeline import REFINE_OPTIONS
     from recon3d.train.synthetic_head import (
         HeadRenderer,
@@ -203,9 +204,6 @@ def test_shipped_network_on_heldout_renders(model, detector) -> None:
         load_textures,
         random_sample,
     )
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from eval_head_net import procrustes_error
 
     paths = sorted((TEXTURES / "test").glob("*_head.npz"))
     if not paths:

@@ -97,14 +97,20 @@ class HeadRegressor(nn.Module):
     @classmethod
     def from_pretrained(cls, name: str = ASSET) -> HeadRegressor:
         """The shipped, hash-checked network (``weights/head_net.safetensors``)."""
+        from recon3d.weights import verified_path
+
+        return cls.from_file(verified_path(name))
+
+    @classmethod
+    def from_file(cls, path) -> HeadRegressor:
+        """A network from a safetensors checkpoint of the trainer (its ``config`` in the
+        metadata), in eval mode; no hash check (use :meth:`from_pretrained` for shipped
+        weights)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from recon3d.weights import verified_path
-
-        path = verified_path(name)
         with safe_open(str(path), framework="pt") as f:
-            config = json.loads(f.metadata().get("config", "{}"))
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
         net = cls(**config)
         net.load_state_dict(load_file(str(path)))
         return net.eval()

@@ -211,7 +211,6 @@ def _background_crop(
 def load_backgrounds(folders: Sequence[pathlib.Path], max_frames: int = 40) -> list[np.ndarray]:
     """Real photos and video frames (RGB uint8) to render people over. Pass scenes without
     large faces: MediaPipe would follow a real person in the background instead."""
-    import cv2
 
     from recon3d.io import load_image
 
@@ -221,14 +220,23 @@ def load_backgrounds(folders: Sequence[pathlib.Path], max_frames: int = 40) -> l
             if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
                 out.append(load_image(path))
             elif path.suffix.lower() in (".mp4", ".avi"):
-                cap = cv2.VideoCapture(str(path))
-                total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-                for i in np.linspace(0, max(total - 1, 0), max_frames).astype(int):
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
-                    ok, frame = cap.read()
-                    if ok:
-                        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                cap.release()
+                out.extend(video_frames(path, max_frames))
+    return out
+
+
+def video_frames(path: pathlib.Path, max_frames: int = 40) -> list[np.ndarray]:
+    """Up to ``max_frames`` evenly spaced frames (RGB uint8) of a video file."""
+    import cv2
+
+    out: list[np.ndarray] = []
+    cap = cv2.VideoCapture(str(path))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    for i in np.linspace(0, max(total - 1, 0), max_frames).astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+        ok, frame = cap.read()
+        if ok:
+            out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
     return out
 
 
@@ -302,6 +310,7 @@ __all__ = [
     "random_pose",
     "random_sample",
     "render_sample",
+    "video_frames",
 ]
 
 # MediaPipe landmarks the network's reprojection loss uses, with their model keypoints.
