@@ -17,12 +17,20 @@ and ``camera`` (B, 3): the image position of the centre of the face's landmarks
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from recon3d.models.body_net import camera_to_root, rotation_6d_to_matrix
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from recon3d.fitting.head_fit import HeadFit
+    from recon3d.keypoints.base import FaceLandmarks
+    from recon3d.models.head import HeadModel
 
 __all__ = [
     "ALIGNMENTS",
@@ -102,7 +110,7 @@ class HeadRegressor(nn.Module):
         return cls.from_file(verified_path(name))
 
     @classmethod
-    def from_file(cls, path) -> HeadRegressor:
+    def from_file(cls, path: str | Path) -> HeadRegressor:
         """A network from a safetensors checkpoint of the trainer (its ``config`` in the
         metadata), in eval mode; no hash check (use :meth:`from_pretrained` for shipped
         weights)."""
@@ -143,7 +151,7 @@ def network_inputs(points: np.ndarray, box: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
-def reference_point(model, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
+def reference_point(model: HeadModel, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
     """(3,) model-frame centre of the face's 478 landmarks for these coefficients: the point
     whose camera position the network's ``camera`` output encodes. (The head model's first
     identity component moves the whole head along y, so a fixed model point would not do.)"""
@@ -155,7 +163,7 @@ def reference_point(model, identity: np.ndarray, expression: np.ndarray) -> np.n
     )
 
 
-def centre_basis(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def centre_basis(model: HeadModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The landmark centre as a linear function of the coefficients: ``mean`` (3,),
     ``identity`` (K, 3) and ``expression`` (E, 3)."""
     mean, id_basis, exp_basis = model.surface_basis("mediapipe478")
@@ -166,7 +174,14 @@ def centre_basis(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def predict_head_fit(net: HeadRegressor, model, landmarks, K: np.ndarray, *, align: str = "pnp"):
+def predict_head_fit(
+    net: HeadRegressor,
+    model: HeadModel,
+    landmarks: FaceLandmarks,
+    K: np.ndarray,
+    *,
+    align: str = "pnp",
+) -> HeadFit:
     """The network's estimate for one face as a :class:`~recon3d.fitting.head_fit.HeadFit` (the
     ``init`` of :func:`~recon3d.fitting.head_fit.fit_head`, or a result on its own).
 
