@@ -91,6 +91,42 @@ def reprojection_pct(model, fit, landmarks, K) -> float:
     return float(100 * err / landmarks.size)
 
 
+def pipeline_speed(photos: list[pathlib.Path], repeats: int = 3) -> dict:
+    """Median wall time of the whole head reconstruction (decode to texture completion, no
+    export) and of its fit stage, warm, for the default pipeline, the network + refinement
+    and the network alone, interleaved in the same run."""
+    from recon3d.pipeline import HeadReconstructionPipeline
+
+    plain = HeadReconstructionPipeline.from_pretrained()
+    net = HeadReconstructionPipeline.from_pretrained(
+        use_network=True, detector=plain.detector, completer=plain.completer
+    )
+    runs = {
+        "optimisation": lambda p: plain(p),
+        "net + refine": lambda p: net(p),
+        "net only": lambda p: net(p, refine=False),
+    }
+    for path in photos:
+        for run in runs.values():
+            run(path)  # warm-up
+    total: dict[str, list[float]] = {k: [] for k in runs}
+    fit: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for path in photos:
+            for name, run in runs.items():
+                start = time.perf_counter()
+                rec = run(path)
+                total[name].append(time.perf_counter() - start)
+                fit[name].append(rec.timings["fit"])
+    return {
+        name: {
+            "reconstruct_s": round(float(np.median(total[name])), 4),
+            "fit_s": round(float(np.median(fit[name])), 4),
+        }
+        for name in runs
+    }
+
+
 def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
     cos = (np.trace(a.T @ b) - 1) / 2
     return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
@@ -106,6 +142,12 @@ def main(argv=None) -> int:
     parser.add_argument("--refine-iterations", type=int, default=None)
     parser.add_argument("--init-weight", type=float, default=None)
     parser.add_argument("--skip-photos", action="store_true")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only time the whole head pipeline (default / network + refinement / network) "
+        "on the five head photos of the benchmark",
+    )
     parser.add_argument(
         "--prior-scales",
         nargs="*",
@@ -128,6 +170,11 @@ def main(argv=None) -> int:
     from recon3d.train.head_net import load_shards
 
     torch.set_num_threads(1)
+    if args.speed_only:
+        names = ("grace_hopper.jpg", "obama.jpg", "obama2.jpg", "astronaut.png", "camera.png")
+        speed = pipeline_speed([ROOT / "tests" / "data" / n for n in names])
+        sys.stdout.write(json.dumps(speed, indent=1) + "\n")
+        return 0
     model = HeadModel.from_pretrained()
     nets = {"net": HeadRegressor.from_file(args.net)}
     if args.ablation is not None:
