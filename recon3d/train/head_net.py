@@ -2,11 +2,11 @@
 
 Losses on synthetic shards (``recon3d/train/synthetic_head.py``): identity, expression,
 rotation and camera against the ground truth, a vertex loss on the head mesh (relative to the
-centre of the face's landmarks, after the best scale), the 2D reprojection of the 478 landmarks with the predicted
-rotation and camera against MediaPipe's detections, and an adversarial loss (LSGAN, shared with
-the body trainer in :mod:`recon3d.train.adversarial`) from discriminators on the identity and
-the expression coefficients, trained against plausible samples: identities from the PCA prior
-N(0, 1) and the head fit's expressions on real frames (the bank built by
+centre of the face's landmarks, after the best scale), the 2D reprojection of the 478 landmarks
+with the predicted rotation and camera against MediaPipe's detections, and an adversarial loss
+(LSGAN, shared with the body trainer in :mod:`recon3d.train.adversarial`) from discriminators
+on the identity and the expression coefficients, trained against plausible samples: identities
+from the PCA prior N(0, 1) and the head fit's expressions on real frames (the bank built by
 ``scripts/generate_head_data.py``).
 
 Runs on the CPU or a GPU, alone or under ``torchrun`` (DistributedDataParallel, gloo on CPUs);
