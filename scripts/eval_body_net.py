@@ -35,19 +35,6 @@ sys.path.insert(0, str(ROOT))
 log = logging.getLogger("eval_body_net")
 
 
-def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean distance (same unit as the input) after the best similarity transform of ``pred``
-    (N, 3) onto ``gt`` (N, 3)."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    p, g = pred - mp, gt - mg
-    u, s, vt = np.linalg.svd(p.T @ g)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1, 1, d]) @ vt
-    scale = (s * [1, 1, d]).sum() / (p**2).sum()
-    aligned = scale * p @ rot + mg
-    return float(np.linalg.norm(aligned - gt, axis=1).mean())
-
-
 def load_net(path: pathlib.Path):
     import json as _json
 
@@ -135,6 +122,7 @@ def main(argv=None) -> int:
     from recon3d.body_pipeline import REFINE_OPTIONS
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
+    from recon3d.metrics import procrustes_error
     from recon3d.models.body import BodyModel
     from recon3d.models.body_net import predict_fit
     from recon3d.train.synthetic import (
