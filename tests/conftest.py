@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+# CI replays the same examples on every run (a red build is reproducible); local runs keep
+# exploring new ones, which is how the property tests find bugs.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DATA = Path(__file__).resolve().parent / "data"
 HEAD_PHOTOS = ("grace_hopper.jpg", "obama.jpg", "astronaut.png")

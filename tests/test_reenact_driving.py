@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recon3d.errors import InvalidImageError, PoseFileError
@@ -564,6 +564,15 @@ _heights = st.floats(10, 300, allow_nan=False)
     ankle=st.floats(0, 500),
     height=_heights,
 )
+@example(  # a narrow source span: float32 rounding of the ankle matters (found by hypothesis)
+    s_min=256.44140625,
+    s_span=1.0,
+    t_min=20.0,
+    t_span=0.0,
+    heights=(10.0, 10.0, 10.0, 96.0),
+    ankle=256.44025951844714,
+    height=180.0,
+)
 def test_normalisation_properties(s_min, s_span, t_min, t_span, heights, ankle, height) -> None:
     """For any statistics: the ankle lands at the mapped position, the person is scaled by the
     interpolated ratio about the ankle, and equal statistics give the identity."""
@@ -575,9 +584,15 @@ def test_normalisation_properties(s_min, s_span, t_min, t_span, heights, ankle, 
     r = (ankle - source.min) / (source.max - source.min)
     scale = heights[2] / heights[0] + r * (heights[3] / heights[1] - heights[2] / heights[0])
     tol = 0.02 * (1 + abs(r))  # float32 keypoints
-    assert out.body[0, 10, 1] == pytest.approx(target.min + r * (target.max - target.min), abs=tol)
+    # The ankle is a float32 keypoint: its rounding moves r by up to two ulps over the source
+    # span, which a narrow span (down to 1 px) amplifies in the mapped position and scale.
+    r_err = 2 * float(np.spacing(np.float32(max(abs(ankle), s_min + s_span)))) / s_span
+    expected_ankle = target.min + r * (target.max - target.min)
+    assert out.body[0, 10, 1] == pytest.approx(expected_ankle, abs=tol + t_span * r_err)
     size_in = frame.body[0, 10, 1] - frame.body[0, 0, 1]
-    assert out.body[0, 10, 1] - out.body[0, 0, 1] == pytest.approx(scale * size_in, abs=tol)
+    slope = heights[3] / heights[1] - heights[2] / heights[0]
+    size_tol = tol + abs(size_in) * abs(slope) * r_err
+    assert out.body[0, 10, 1] - out.body[0, 0, 1] == pytest.approx(scale * size_in, abs=size_tol)
     same = normalize_poses(frame, source, source_stats=source)
     np.testing.assert_allclose(same.body, frame.body, atol=tol)
 
