@@ -223,14 +223,10 @@ def nearest_pose_angle(model, pose: np.ndarray, bank: np.ndarray) -> float:
     from scipy.spatial.transform import Rotation
 
     bones = [model.bone(n) for n in ANATOMICAL_BONES]
-    pred = Rotation.from_rotvec(pose[bones].astype(np.float64))
-    best = np.inf
-    for candidate in bank:
-        angles = (
-            pred.inv() * Rotation.from_rotvec(candidate[bones].astype(np.float64))
-        ).magnitude()
-        best = min(best, float(np.degrees(angles).mean()))
-    return best
+    pred = Rotation.from_rotvec(np.tile(pose[bones].astype(np.float64), (len(bank), 1)))
+    candidates = Rotation.from_rotvec(bank[:, bones].reshape(-1, 3).astype(np.float64))
+    angles = np.degrees((pred.inv() * candidates).magnitude()).reshape(len(bank), len(bones))
+    return float(angles.mean(1).min())
 
 
 def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -> dict:

@@ -116,16 +116,7 @@ def crop_network(width: int = 512):
             b = landmarks.shape[0]
             hidden = self.trunk[0](landmarks.reshape(b, -1)) + self.crop_encoder(crop)
             hidden = self.trunk[1:](hidden)
-            out = self.head(hidden)
-            n_id, n_exp = self.num_identity, self.num_expression
-            from recon3d.models.body_net import rotation_6d_to_matrix
-
-            return {
-                "identity": out[:, :n_id],
-                "expression": torch.sigmoid(out[:, n_id : n_id + n_exp]),
-                "rotation": rotation_6d_to_matrix(out[:, n_id + n_exp : n_id + n_exp + 6]),
-                "camera": out[:, n_id + n_exp + 6 :],
-            }
+            return self.split_outputs(self.head(hidden))
 
     return CropHeadRegressor()
 

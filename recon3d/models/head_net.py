@@ -85,7 +85,11 @@ class HeadRegressor(nn.Module):
                 f"expected landmarks of shape (B, {NUM_POINTS}, 3), got {tuple(landmarks.shape)}"
             )
         b = landmarks.shape[0]
-        out = self.head(self.trunk(landmarks.reshape(b, -1)))
+        return self.split_outputs(self.head(self.trunk(landmarks.reshape(b, -1))))
+
+    def split_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, num_identity + num_expression + 6 + 3) raw head outputs -> the named outputs
+        (expression through a sigmoid, rotation from 6D)."""
         n_id, n_exp = self.num_identity, self.num_expression
         return {
             "identity": out[:, :n_id],
