@@ -12,6 +12,10 @@ MediaPipe's output. Errors after Procrustes (similarity) alignment, in mm:
 plus the share of implausible poses: a knee bent backwards by more than 10° or a bone rotated
 beyond a generous anatomical range (:data:`ANATOMICAL_LIMITS`).
 
+The network's estimate is made as ``predict_fit`` does by default (mirror test-time
+augmentation, limbs that MediaPipe sees swung onto its world landmarks); the main network also
+without the limb alignment and "raw" (neither).
+
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/eval_body_net.py --n 120 \
         --net weights/body_net.safetensors \
@@ -91,6 +95,15 @@ def implausible(model, pose: np.ndarray) -> bool:
         if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
             return True
     return False
+
+
+#: How the network's estimate is made (``predict_fit`` options): the default (mirror test-time
+#: augmentation, limbs MediaPipe sees swung onto its landmarks), and two ablations.
+VARIANTS = (
+    ("", {}),
+    (" (no limb alignment)", {"limbs": "network"}),
+    (" (raw)", {"limbs": "network", "mirror": False}),
+)
 
 
 def main(argv=None) -> int:
@@ -178,11 +191,12 @@ def main(argv=None) -> int:
         fit = fit_body(model, person, sample.K)
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
         for name, net in nets.items():
-            t = time.perf_counter()
-            init = predict_fit(net, model, person, sample.K)
-            record(f"{name} only", init, gt_verts, gt_kp, time.perf_counter() - t)
-            fit = fit_body(model, person, sample.K, options=refine, init=init)
-            record(f"{name} + refine", fit, gt_verts, gt_kp, time.perf_counter() - t)
+            for suffix, options in VARIANTS if name == "net" else VARIANTS[:1]:
+                t = time.perf_counter()
+                init = predict_fit(net, model, person, sample.K, **options)
+                record(f"{name} only{suffix}", init, gt_verts, gt_kp, time.perf_counter() - t)
+                fit = fit_body(model, person, sample.K, options=refine, init=init)
+                record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
         done += 1
         if done % 20 == 0:
             log.info("%d/%d", done, args.n)
@@ -229,6 +243,11 @@ def nearest_pose_angle(model, pose: np.ndarray, bank: np.ndarray) -> float:
     return float(angles.mean(1).min())
 
 
+#: The prior acts on the network's raw output; the default estimate also takes the limbs
+#: MediaPipe sees from its landmarks.
+PLAUSIBILITY_VARIANTS = ((" (raw)", {"limbs": "network", "mirror": False}), ("", {}))
+
+
 def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -> dict:
     """Network-only poses on real images (photos and every video frame, each also mirrored),
     where the detector's output differs from the synthetic renders the network trained on and
@@ -248,9 +267,7 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
             images.extend(frames)
         else:
             images.append(load_image(path))
-    rows: dict[str, dict[str, list[float]]] = {
-        name: {"implausible": [], "nearest": []} for name in nets
-    }
+    rows: dict[str, dict[str, list[float]]] = {}
     people = 0
     for image in images:
         for pixels in (image, np.ascontiguousarray(image[:, ::-1])):
@@ -263,10 +280,12 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
             f = 1.2 * max(h, w)
             K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
             for name, net in nets.items():
-                fit = predict_fit(net, model, person, K)
-                rows[name]["implausible"].append(float(implausible(model, fit.pose)))
-                if bank is not None:
-                    rows[name]["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
+                for suffix, options in PLAUSIBILITY_VARIANTS:
+                    fit = predict_fit(net, model, person, K, **options)
+                    row = rows.setdefault(name + suffix, {"implausible": [], "nearest": []})
+                    row["implausible"].append(float(implausible(model, fit.pose)))
+                    if bank is not None:
+                        row["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
     summary = {
         name: {
             "inputs": people,
@@ -280,7 +299,7 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
     print(f"plausibility on {people} real inputs (network only)")
     for name, m in summary.items():
         print(
-            f"{name:<12}{m['implausible_%']:>8} % implausible{m['nearest_heldout_pose_deg']:>8} deg"
+            f"{name:<20}{m['implausible_%']:>8} % implausible{m['nearest_heldout_pose_deg']:>8} deg"
         )
     return summary
 

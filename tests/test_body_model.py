@@ -217,7 +217,7 @@ def test_hand_detector_finds_a_rendered_hand(body) -> None:
     knuckle land near the model's own points of that side."""
     import cv2
 
-    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL, _align
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL, rotation_between
     from recon3d.keypoints.mediapipe_hands import HAND_LANDMARKS, MediaPipeHandDetector
     from recon3d.render.renderer import render_mesh
 
@@ -226,7 +226,9 @@ def test_hand_detector_finds_a_rendered_hand(body) -> None:
     rest = body.keypoints(body.mean_vertices[None])[0].numpy()
     arm = rest[body.keypoint("left_wrist")] - rest[body.keypoint("left_shoulder")]
     pose = np.zeros((body.num_joints, 3), np.float32)
-    pose[body.bone("upperarm01.L")] = cv2.Rodrigues(_align(arm, np.array([1.0, 0, 0])))[0].ravel()
+    pose[body.bone("upperarm01.L")] = cv2.Rodrigues(rotation_between(arm, np.array([1.0, 0, 0])))[
+        0
+    ].ravel()
     person, verts = _synthetic_person(body, pose, np.zeros(body.num_shape, np.float32), K, size)
     verts = verts - (0, 0, 2.0)  # 2 m from the camera: hands a few dozen pixels wide
     kp = body.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()

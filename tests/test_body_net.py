@@ -3,6 +3,7 @@ training on a tiny synthetic shard (torchrun, 2 CPU processes, gloo)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import torch
 from recon3d.models.body_net import (
     BodyRegressor,
     camera_to_root,
+    mirror_person,
+    mirror_pose,
+    predict_fit,
     root_to_camera,
     rotation_6d_to_matrix,
     solve_translation,
@@ -72,6 +76,148 @@ def test_solve_translation_recovers_the_camera_position() -> None:
     assert solve_translation(points, targets, np.zeros(20), K) is None
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         solve_translation(points[:, :2], targets, weights, K)
+
+
+def _person(seed: int):
+    from recon3d.keypoints.mediapipe_pose import BodyLandmarks
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((120, 90), np.float32)
+    mask[10:110, 20:60] = 1.0
+    return BodyLandmarks(
+        points=rng.uniform([20, 10], [60, 110], (33, 2)).astype(np.float32),
+        visibility=rng.uniform(0, 1, 33).astype(np.float32),
+        world=rng.normal(0, 0.4, (33, 3)).astype(np.float32),
+        mask=mask,
+        box=np.array([20, 10, 60, 110], np.float32),
+    )
+
+
+def test_mirror_person_is_an_involution_and_exchanges_sides() -> None:
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    person = _person(0)
+    mirrored = mirror_person(person)
+    left, right = POSE_LANDMARKS.index("left_wrist"), POSE_LANDMARKS.index("right_wrist")
+    assert mirrored.points[left, 0] == pytest.approx(90 - person.points[right, 0])
+    assert mirrored.world[left, 0] == pytest.approx(-person.world[right, 0])
+    np.testing.assert_array_equal(mirrored.box, [30, 10, 70, 110])
+    twice = mirror_person(mirrored)
+    for field in ("points", "visibility", "world", "mask", "box"):
+        np.testing.assert_allclose(getattr(twice, field), getattr(person, field), atol=1e-5)
+
+
+def test_mirror_pose_gives_the_mirror_image_of_the_posed_body() -> None:
+    """Posing with the mirrored pose gives the reflection (x -> -x) of the posed mesh, vertex
+    for vertex (the mesh is left-right symmetric; the twin of a vertex is its reflection's
+    nearest neighbour)."""
+    from scipy.spatial import cKDTree
+
+    from recon3d.fitting.body_fit import FREE_BONES
+    from recon3d.models.body import BodyModel
+
+    model = BodyModel.from_pretrained()
+    rest = model.mean_vertices.numpy()
+    _, twin = cKDTree(rest).query(rest * [-1, 1, 1])
+    rng = np.random.default_rng(1)
+    pose = np.zeros((model.num_joints, 3), np.float32)
+    for name in FREE_BONES:
+        pose[model.bone(name)] = rng.normal(0, 0.5, 3)
+    shape = torch.as_tensor(rng.normal(0, 1, (1, model.num_shape)), dtype=torch.float32)
+    with torch.no_grad():
+        posed = model(shape, torch.as_tensor(pose)[None]).vertices[0].numpy()
+        mirrored = model(shape, torch.as_tensor(mirror_pose(model, pose))[None]).vertices[0]
+    np.testing.assert_allclose(mirrored.numpy()[twin] * [-1, 1, 1], posed, atol=1e-3)
+    np.testing.assert_allclose(mirror_pose(model, mirror_pose(model, pose)), pose)
+
+
+def test_mirror_averaged_estimate_is_mirror_equivariant() -> None:
+    """With the mirror test-time augmentation, the estimate for the mirrored person is the
+    mirror of the estimate (any weights, here random ones)."""
+    from recon3d.models.body import BodyModel
+
+    torch.manual_seed(0)
+    model = BodyModel.from_pretrained()
+    net = BodyRegressor().eval()
+    person = _person(2)
+    K = np.array([[150.0, 0, 45], [0, 150.0, 60], [0, 0, 1]])
+    fit = predict_fit(net, model, person, K, align="none", limbs="network")
+    fit_of_mirror = predict_fit(net, model, mirror_person(person), K, align="none", limbs="network")
+    np.testing.assert_allclose(mirror_pose(model, fit.pose), fit_of_mirror.pose, atol=1e-4)
+    np.testing.assert_allclose(fit.shape, fit_of_mirror.shape, atol=1e-5)
+    single = predict_fit(net, model, person, K, align="none", limbs="network", mirror=False)
+    assert not np.allclose(single.pose, fit.pose, atol=1e-4)
+
+
+def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
+    """Seen limbs end up along MediaPipe's world directions; a limb with an unseen end keeps
+    its pose; the twist about the bone axis is kept (the swing is the smallest rotation)."""
+    from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import align_limbs
+
+    model = BodyModel.from_pretrained()
+    rng = np.random.default_rng(3)
+    pose = np.zeros((model.num_joints, 3), np.float32)
+    for name in FREE_BONES:
+        pose[model.bone(name)] = rng.normal(0, 0.3, 3)
+    shape = np.zeros(model.num_shape, np.float32)
+    person = _person(4)
+    visibility = np.ones(33, np.float32)
+    visibility[POSE_LANDMARKS.index("right_ankle")] = 0.1  # the right shin is unseen
+    person = dataclasses.replace(person, visibility=visibility)
+    aligned = align_limbs(model, person, shape, pose)
+
+    def keypoints(p):
+        with torch.no_grad():
+            out = model(torch.as_tensor(shape)[None], torch.as_tensor(p)[None])
+        return model.keypoints(out.vertices)[0].numpy().astype(np.float64)
+
+    kp = keypoints(aligned)
+    for a, b in (
+        ("left_shoulder", "left_elbow"),
+        ("right_elbow", "right_wrist"),
+        ("left_knee", "left_ankle"),
+    ):
+        posed = (
+            kp[model.keypoint(MEDIAPIPE_TO_MODEL[b])] - kp[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
+        )
+        target = person.world[POSE_LANDMARKS.index(b)] - person.world[POSE_LANDMARKS.index(a)]
+        cosine = posed @ target / np.linalg.norm(posed) / np.linalg.norm(target)
+        assert cosine > 0.995, (a, b, cosine)
+    shin = model.bone("lowerleg01.R")
+    np.testing.assert_allclose(aligned[shin], pose[shin])
+    # Twist kept: the swing of the upper arm (whose parent does not move) is a rotation about
+    # an axis perpendicular to the posed limb.
+    import cv2
+
+    with torch.no_grad():
+        before = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None]).rotations[0]
+        after = model(torch.as_tensor(shape)[None], torch.as_tensor(aligned)[None]).rotations[0]
+    arm = model.bone("upperarm01.L")
+    swing = cv2.Rodrigues((after[arm] @ before[arm].T).numpy().astype(np.float64))[0].ravel()
+    kp_before = keypoints(pose)
+    limb = (
+        kp_before[model.keypoint(MEDIAPIPE_TO_MODEL["left_elbow"])]
+        - kp_before[model.keypoint(MEDIAPIPE_TO_MODEL["left_shoulder"])]
+    )
+    assert np.linalg.norm(swing) > 0.1
+    assert abs(swing @ limb) / np.linalg.norm(swing) / np.linalg.norm(limb) < 1e-4
+
+
+def test_predict_fit_rejects_bad_options() -> None:
+    from recon3d.models.body import BodyModel
+
+    model = BodyModel.from_pretrained()
+    net = BodyRegressor().eval()
+    K = np.eye(3)
+    with pytest.raises(ValueError, match="align must be one of"):
+        predict_fit(net, model, _person(0), K, align="sideways")
+    with pytest.raises(ValueError, match="limbs must be one of"):
+        predict_fit(net, model, _person(0), K, limbs="guess")
+    with pytest.raises(ValueError, match='needs align="torso"'):
+        predict_fit(net, model, _person(0), K, align="none")
 
 
 @pytest.mark.slow

@@ -541,8 +541,9 @@ def _initialise(model, person, K, target_2d, weight, names) -> BodyFit:
     )
 
 
-# Limb bones posed analytically at the start: (bone, parent bone or None for the root, from, to).
-_IK_CHAINS = (
+# Limb bones posed analytically at the start (and by the body network's limb alignment):
+# (bone, parent bone or None for the root, from landmark, to landmark).
+LIMB_CHAINS = (
     ("upperarm01.L", None, "left_shoulder", "left_elbow"),
     ("lowerarm01.L", "upperarm01.L", "left_elbow", "left_wrist"),
     ("upperarm01.R", None, "right_shoulder", "right_elbow"),
@@ -564,7 +565,7 @@ def _limb_ik(model, person, root_rotation, rest_kp, pose, threshold: float = 0.5
 
     world = person.world.astype(np.float64)
     world_rotation = {None: root_rotation}
-    for bone, parent, a, b in _IK_CHAINS:
+    for bone, parent, a, b in LIMB_CHAINS:
         parent_rotation = world_rotation.get(parent)
         if parent_rotation is None:
             continue
@@ -583,12 +584,12 @@ def _limb_ik(model, person, root_rotation, rest_kp, pose, threshold: float = 0.5
             - rest_kp[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
         )
         target = parent_rotation.T @ direction
-        local = _align(rest, target)
+        local = rotation_between(rest, target)
         pose[model.bone(bone)] = cv2.Rodrigues(local)[0].ravel()
         world_rotation[bone] = parent_rotation @ local
 
 
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotation (3, 3) taking the direction of ``a`` to that of ``b``."""
     a = a / max(np.linalg.norm(a), 1e-12)
     b = b / max(np.linalg.norm(b), 1e-12)

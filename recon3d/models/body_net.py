@@ -25,7 +25,10 @@ from torch import nn
 
 __all__ = [
     "BodyRegressor",
+    "align_limbs",
     "camera_to_root",
+    "mirror_person",
+    "mirror_pose",
     "network_inputs",
     "predict_fit",
     "root_to_camera",
@@ -165,9 +168,19 @@ def network_inputs(person) -> dict[str, np.ndarray]:
 
 
 ALIGNMENTS = ("torso", "translation", "none")
+LIMB_SOURCES = ("mediapipe", "network")
 
 
-def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str = "torso"):
+def predict_fit(
+    net: BodyRegressor,
+    model,
+    person,
+    K: np.ndarray,
+    *,
+    align: str = "torso",
+    mirror: bool = True,
+    limbs: str = "mediapipe",
+):
     """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
     (the fit's ``init``): all bones but the predicted ones at rest, zero clothing.
 
@@ -187,6 +200,15 @@ def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str 
               refinement fixes worst.
             * ``"translation"``: the network's orientation, the closed-form translation.
             * ``"none"``: the network's own orientation and camera.
+        mirror: test-time augmentation: the network also sees the mirrored person
+            (:func:`mirror_person`), its estimate is mirrored back (:func:`mirror_pose`) and the
+            two are averaged (bone rotations by the chordal L2 mean, shape coefficients
+            linearly). The camera comes from the unmirrored pass.
+        limbs: ``"mediapipe"`` (default): each upper and lower arm and leg whose two ends
+            MediaPipe sees is swung onto the direction of its metric world landmarks
+            (:func:`align_limbs`), keeping the network's twist about the bone, which landmarks
+            cannot tell; hidden limbs keep the network's estimate. ``"network"``: the network's
+            limbs as they are. Needs ``align="torso"`` (the landmarks' frame).
     """
     import cv2
     from scipy.spatial.transform import Rotation
@@ -196,20 +218,34 @@ def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str 
 
     if align not in ALIGNMENTS:
         raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}")
-    inputs = network_inputs(person)
+    if limbs not in LIMB_SOURCES:
+        raise ValueError(f"limbs must be one of {LIMB_SOURCES}, got {limbs!r}")
+    if limbs == "mediapipe" and align != "torso":
+        raise ValueError('limbs="mediapipe" needs align="torso"')
+    people = [person, mirror_person(person)] if mirror else [person]
+    batch = [network_inputs(p) for p in people]
+    inputs = batch[0]
     device = next(net.parameters()).device
     with torch.no_grad():
         out = net(
-            torch.as_tensor(inputs["keypoints"], device=device)[None],
-            torch.as_tensor(inputs["world"], device=device)[None],
-            torch.as_tensor(inputs["mask"], device=device, dtype=torch.float32)[None, None] / 255,
+            torch.as_tensor(np.stack([b["keypoints"] for b in batch]), device=device),
+            torch.as_tensor(np.stack([b["world"] for b in batch]), device=device),
+            torch.as_tensor(np.stack([b["mask"] for b in batch]), device=device)[:, None].float()
+            / 255,
         )
     free = sorted(model.bone(n) for n in FREE_BONES)
+    rotations = out["rotations"].cpu().numpy().astype(np.float64)  # (1 or 2, 19, 3, 3)
     pose = np.zeros((model.num_joints, 3), np.float32)
-    for i, bone in enumerate(free):
-        rotation = out["rotations"][0, i].cpu().numpy().astype(np.float64)
-        pose[bone] = cv2.Rodrigues(rotation)[0].ravel()
+    pose[free] = Rotation.from_matrix(rotations[0]).as_rotvec()
     shape = out["shape"][0].cpu().numpy().astype(np.float32)
+    if mirror:
+        mirrored = np.zeros_like(pose)
+        mirrored[free] = Rotation.from_matrix(rotations[1]).as_rotvec()
+        mirrored = mirror_pose(model, mirrored)
+        for bone in free:
+            pair = Rotation.from_rotvec(np.stack([pose[bone], mirrored[bone]]).astype(np.float64))
+            pose[bone] = pair.mean().as_rotvec()
+        shape = 0.5 * (shape + out["shape"][1].cpu().numpy().astype(np.float32))
     root = camera_to_root(out["camera"][0].cpu().numpy().astype(np.float64), inputs["crop"], K)
     rest_root = (
         model.mean_joints[0].cpu().numpy() + shape @ model.joint_shape_basis[:, 0].cpu().numpy()
@@ -227,6 +263,8 @@ def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str 
             correction = correction.as_matrix()
             root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
             pose[0] = cv2.Rodrigues(correction @ root_rotation)[0].ravel()
+            if limbs == "mediapipe":
+                pose = align_limbs(model, person, shape, pose)
         weights = np.where(person.visibility[index] > 0.5, person.visibility[index], 0.0)
         solved = solve_translation(
             _posed_keypoints(model, shape, pose)[model_index],
@@ -246,6 +284,102 @@ def predict_fit(net: BodyRegressor, model, person, K: np.ndarray, *, align: str 
 
 
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+def align_limbs(
+    model, person, shape: np.ndarray, pose: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """Swing each upper and lower arm and leg of ``pose`` (J, 3) onto the direction of
+    MediaPipe's metric world landmarks, when both ends are visible (above ``threshold``).
+
+    The smallest world rotation that turns the posed limb (between its two keypoints) onto the
+    landmarks' direction is applied to the bone, so its twist about its own axis, which two
+    landmarks do not determine, stays the network's. Upper limbs first, then lower ones on the
+    corrected parents. ``pose`` must already be in the landmarks' frame (after the torso
+    alignment). Returns a new (J, 3) pose.
+
+    Why: on real photos the network, trained on renders, is least reliable on where the limbs
+    point, while MediaPipe's landmarks for the limbs it sees are good; for limbs it does not
+    see, the network (with its adversarial prior) is the better guess.
+    """
+    import cv2
+
+    from recon3d.fitting.body_fit import LIMB_CHAINS, MEDIAPIPE_TO_MODEL, rotation_between
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    pose = pose.copy()
+    world = person.world.astype(np.float64)
+    device = model.mean_vertices.device
+    for level in ("upper", "lower"):
+        with torch.no_grad():
+            out = model(
+                torch.as_tensor(shape, device=device)[None],
+                torch.as_tensor(pose, device=device)[None],
+            )
+            keypoints = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
+            world_rotations = out.rotations[0].cpu().numpy().astype(np.float64)
+        for bone, _, a, b in LIMB_CHAINS:
+            if not bone.startswith(level):
+                continue
+            ia, ib = POSE_LANDMARKS.index(a), POSE_LANDMARKS.index(b)
+            if min(person.visibility[ia], person.visibility[ib]) < threshold:
+                continue
+            posed = (
+                keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[b])]
+                - keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
+            )
+            swing = rotation_between(posed, world[ib] - world[ia])
+            j = model.bone(bone)
+            parent = world_rotations[model.parents[j]]
+            local = cv2.Rodrigues(pose[j].astype(np.float64))[0]
+            pose[j] = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
+    return pose
+
+
+def _swapped_sides(names) -> np.ndarray:
+    """Index of each name's mirror twin (``left_x`` <-> ``right_x``, ``x.L`` <-> ``x.R``)."""
+    names = list(names)
+
+    def twin(name: str) -> str:
+        for a, b in (("left_", "right_"), ("right_", "left_")):
+            if name.startswith(a):
+                return b + name[len(a) :]
+        for a, b in ((".L", ".R"), (".R", ".L")):
+            if name.endswith(a):
+                return name[: -len(a)] + b
+        return name
+
+    return np.array([names.index(twin(n)) for n in names])
+
+
+def mirror_person(person):
+    """The MediaPipe pose of the horizontally mirrored image: x flipped in the image, the mask
+    and the metric world landmarks, left and right landmarks exchanged."""
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+
+    swap = _swapped_sides(POSE_LANDMARKS)
+    w = person.mask.shape[1]
+    points = person.points[swap].copy()
+    points[:, 0] = w - points[:, 0]
+    world = person.world[swap].copy()
+    world[:, 0] = -world[:, 0]
+    x0, y0, x1, y1 = person.box
+    return BodyLandmarks(
+        points=points,
+        visibility=person.visibility[swap].copy(),
+        world=world,
+        mask=np.ascontiguousarray(person.mask[:, ::-1]),
+        box=np.array([w - x1, y0, w - x0, y1], dtype=person.box.dtype),
+    )
+
+
+def mirror_pose(model, pose: np.ndarray) -> np.ndarray:
+    """(J, 3) axis-angle pose of the mirror image of a posed body (reflection across the model's
+    x = 0 plane, which is its plane of symmetry): left and right bones exchanged, and each
+    rotation reflected, ``(x, y, z) -> (x, -y, -z)`` (the axes are world-aligned)."""
+    return (pose[_swapped_sides(model.bone_labels)] * np.array([1, -1, -1], pose.dtype)).astype(
+        pose.dtype
+    )
 
 
 def _posed_keypoints(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
