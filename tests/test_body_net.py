@@ -149,6 +149,20 @@ def test_mirror_averaged_estimate_is_mirror_equivariant() -> None:
     assert not np.allclose(single.pose, fit.pose, atol=1e-4)
 
 
+def _landmarks_of(model, shape, pose, person):
+    """``person`` with world landmarks taken from the body posed with ``pose``."""
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    with torch.no_grad():
+        out = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
+    kp = model.keypoints(out.vertices)[0].numpy()
+    world = person.world.copy()
+    for name, target in MEDIAPIPE_TO_MODEL.items():
+        world[POSE_LANDMARKS.index(name)] = kp[model.keypoint(target)]
+    return dataclasses.replace(person, world=world)
+
+
 def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
     """Seen limbs end up along MediaPipe's world directions; a limb with an unseen end keeps
     its pose; the twist about the bone axis is kept (the swing is the smallest rotation)."""
@@ -160,13 +174,20 @@ def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
     model = BodyModel.from_pretrained()
     rng = np.random.default_rng(3)
     pose = np.zeros((model.num_joints, 3), np.float32)
+    truth = np.zeros((model.num_joints, 3), np.float32)
     for name in FREE_BONES:
         pose[model.bone(name)] = rng.normal(0, 0.3, 3)
+        truth[model.bone(name)] = pose[model.bone(name)]
+    for name in ("upperarm01.L", "lowerarm01.R", "upperleg01.L"):
+        truth[model.bone(name)] = rng.normal(0, 0.6, 3)
+    for side in "LR":  # knees bent forwards, as knees do
+        truth[model.bone(f"lowerleg01.{side}")] = [0.9, 0.0, 0.0]
     shape = np.zeros(model.num_shape, np.float32)
-    person = _person(4)
     visibility = np.ones(33, np.float32)
     visibility[POSE_LANDMARKS.index("right_ankle")] = 0.1  # the right shin is unseen
-    person = dataclasses.replace(person, visibility=visibility)
+    person = dataclasses.replace(
+        _landmarks_of(model, shape, truth, _person(4)), visibility=visibility
+    )
     aligned = align_limbs(model, person, shape, pose)
 
     def keypoints(p):
@@ -178,6 +199,7 @@ def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
     for a, b in (
         ("left_shoulder", "left_elbow"),
         ("right_elbow", "right_wrist"),
+        ("left_hip", "left_knee"),
         ("left_knee", "left_ankle"),
     ):
         posed = (
@@ -185,7 +207,8 @@ def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
         )
         target = person.world[POSE_LANDMARKS.index(b)] - person.world[POSE_LANDMARKS.index(a)]
         cosine = posed @ target / np.linalg.norm(posed) / np.linalg.norm(target)
-        assert cosine > 0.995, (a, b, cosine)
+        # Keypoints are vertex regressors: the forearm moves the elbow keypoint a little.
+        assert cosine > 0.99, (a, b, cosine)
     shin = model.bone("lowerleg01.R")
     np.testing.assert_allclose(aligned[shin], pose[shin])
     # Twist kept: the swing of the upper arm (whose parent does not move) is a rotation about
@@ -204,6 +227,28 @@ def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
     )
     assert np.linalg.norm(swing) > 0.1
     assert abs(swing @ limb) / np.linalg.norm(swing) / np.linalg.norm(limb) < 1e-4
+
+
+def test_align_limbs_never_bends_a_knee_backwards() -> None:
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import align_limbs
+
+    model = BodyModel.from_pretrained()
+    shape = np.zeros(model.num_shape, np.float32)
+    pose = np.zeros((model.num_joints, 3), np.float32)
+    shin = model.bone("lowerleg01.L")
+    pose[shin] = [0.2, 0.0, 0.0]
+    hyperextended = pose.copy()
+    hyperextended[shin] = [-0.5, 0.0, 0.0]
+    person = dataclasses.replace(
+        _landmarks_of(model, shape, hyperextended, _person(5)), visibility=np.ones(33, np.float32)
+    )
+    aligned = align_limbs(model, person, shape, pose)
+    np.testing.assert_allclose(aligned[shin], pose[shin])
+    bent = pose.copy()
+    bent[shin] = [0.7, 0.0, 0.0]
+    person = _landmarks_of(model, shape, bent, person)
+    assert align_limbs(model, person, shape, pose)[shin][0] > 0.6
 
 
 def test_predict_fit_rejects_bad_options() -> None:

@@ -295,7 +295,8 @@ def align_limbs(
     The smallest world rotation that turns the posed limb (between its two keypoints) onto the
     landmarks' direction is applied to the bone, so its twist about its own axis, which two
     landmarks do not determine, stays the network's. Upper limbs first, then lower ones on the
-    corrected parents. ``pose`` must already be in the landmarks' frame (after the torso
+    corrected parents. A shin whose alignment would bend the knee backwards keeps the network's
+    rotation. ``pose`` must already be in the landmarks' frame (after the torso
     alignment). Returns a new (J, 3) pose.
 
     Why: on real photos the network, trained on renders, is least reliable on where the limbs
@@ -332,7 +333,12 @@ def align_limbs(
             j = model.bone(bone)
             parent = world_rotations[model.parents[j]]
             local = cv2.Rodrigues(pose[j].astype(np.float64))[0]
-            pose[j] = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
+            aligned = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
+            if bone.startswith("lowerleg") and aligned[0] < 0:
+                # Landmarks of a straight leg often say "bent backwards": a knee cannot do
+                # that, so the network's (plausible) shin stays.
+                continue
+            pose[j] = aligned
     return pose
 
 
