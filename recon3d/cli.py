@@ -35,6 +35,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             person_index=args.person_index,
             progress=not args.quiet,
             complete_texture=not args.raw_texture,
+            use_network=args.network,
         )
         written = rec.export(out)
         if args.preview:
@@ -273,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the photo's projection only (RGBA, alpha = visibility) instead of "
         "completing the unseen parts with the texture network",
+    )
+    rec.add_argument(
+        "--network",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start from the trained network's estimate and refine it briefly (faster, "
+        "better 3D on synthetic people, less close to real photos), or fit from scratch "
+        "(--no-network); default: the release default, fit from scratch",
     )
     rec.add_argument(
         "--preview",

@@ -227,23 +227,36 @@ _DEFAULT: dict[str, Any] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
-def default_pipeline(device: str | torch.device | None = None) -> HeadReconstructionPipeline:
-    """The process-wide pipeline used by :func:`reconstruct` (built on first use, per device)."""
-    key = str(torch.device(device)) if device is not None else "cpu"
+def default_pipeline(
+    device: str | torch.device | None = None, use_network: bool | None = None
+) -> HeadReconstructionPipeline:
+    """The process-wide pipeline used by :func:`reconstruct` (built on first use, per device
+    and network choice; ``use_network=None`` is :data:`USE_NETWORK_BY_DEFAULT`)."""
+    use_network = USE_NETWORK_BY_DEFAULT if use_network is None else use_network
+    key = f"head:{torch.device(device) if device is not None else 'cpu'}:{use_network}"
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
-            _DEFAULT[key] = HeadReconstructionPipeline.from_pretrained(device)
+            _DEFAULT[key] = HeadReconstructionPipeline.from_pretrained(
+                device, use_network=use_network
+            )
         return _DEFAULT[key]
 
 
-def default_body_pipeline(device: str | torch.device | None = None):
-    """The process-wide body pipeline used by :func:`reconstruct` (built on first use)."""
+def default_body_pipeline(
+    device: str | torch.device | None = None, use_network: bool | None = None
+):
+    """The process-wide body pipeline used by :func:`reconstruct` (built on first use, per
+    device and network choice; ``use_network=None`` is the body pipeline's default)."""
+    from recon3d.body_pipeline import USE_NETWORK_BY_DEFAULT as BODY_DEFAULT
     from recon3d.body_pipeline import BodyReconstructionPipeline
 
-    key = "body:" + (str(torch.device(device)) if device is not None else "cpu")
+    use_network = BODY_DEFAULT if use_network is None else use_network
+    key = f"body:{torch.device(device) if device is not None else 'cpu'}:{use_network}"
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
-            _DEFAULT[key] = BodyReconstructionPipeline.from_pretrained(device)
+            _DEFAULT[key] = BodyReconstructionPipeline.from_pretrained(
+                device, use_network=use_network
+            )
         return _DEFAULT[key]
 
 
@@ -258,6 +271,7 @@ def reconstruct(
     progress: bool = False,
     refine: bool = True,
     complete_texture: bool = True,
+    use_network: bool | None = None,
 ) -> Reconstruction:
     """Reconstruct a textured 3D mesh of the person in one photo.
 
@@ -275,6 +289,10 @@ def reconstruct(
         complete_texture: complete the parts the photo did not see with the trained
             texture-completion network (default); ``False`` keeps the raw projection as a
             (T, T, 4) texture whose alpha is the visibility.
+        use_network: start the fit from the trained head or body network's estimate
+            (``True``), or fit from scratch (``False``); ``None`` (default) takes each
+            pipeline's release default (both fit from scratch in this release: see
+            docs/body_network.md and docs/head_network.md).
     Returns:
         a :class:`~recon3d.reconstruction.Reconstruction` (``rec.target`` says which).
     Raises:
@@ -285,7 +303,7 @@ def reconstruct(
     if target not in ("auto", "head", "body"):
         raise ValueError(f"target must be 'auto', 'head' or 'body', got {target!r}")
     if target == "head":
-        return default_pipeline(device)(
+        return default_pipeline(device, use_network)(
             image,
             face_index=face_index,
             max_pixels=max_pixels,
@@ -293,7 +311,7 @@ def reconstruct(
             complete_texture=complete_texture,
             refine=refine,
         )
-    body = default_body_pipeline(device)
+    body = default_body_pipeline(device, use_network)
     if target == "body":
         return body(
             image,
@@ -329,7 +347,7 @@ def reconstruct(
         )
         rec.timings["front end"] = detect
     else:
-        rec = default_pipeline(device)(
+        rec = default_pipeline(device, use_network)(
             loaded,
             face_index=face_index,
             progress=progress,

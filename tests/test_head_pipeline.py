@@ -265,3 +265,39 @@ def test_same_input_gives_bit_identical_results(head_reconstructions, data_dir):
     first = head_reconstructions["obama.jpg"]
     assert np.array_equal(again.vertices, first.vertices)
     assert np.array_equal(again.texture, first.texture)
+
+
+def test_use_network_switch_picks_the_pipeline(data_dir, tmp_path, monkeypatch):
+    """``reconstruct(use_network=...)`` and ``recon3d reconstruct --network`` start from the
+    trained networks; the default follows each pipeline's release default."""
+    import recon3d.pipeline
+    from recon3d.body_pipeline import USE_NETWORK_BY_DEFAULT as BODY_DEFAULT
+    from recon3d.cli import main
+    from recon3d.pipeline import (
+        USE_NETWORK_BY_DEFAULT,
+        default_body_pipeline,
+        default_pipeline,
+    )
+
+    assert default_pipeline(use_network=True).network is not None
+    assert default_pipeline(use_network=False).network is None
+    assert (default_pipeline().network is not None) == USE_NETWORK_BY_DEFAULT
+    assert default_body_pipeline(use_network=True).network is not None
+    assert default_body_pipeline(use_network=False).network is None
+    assert (default_body_pipeline().network is not None) == BODY_DEFAULT
+    assert default_pipeline(use_network=True) is default_pipeline(use_network=True)
+
+    rec = reconstruct(data_dir / "obama.jpg", target="head", use_network=True, refine=False)
+    assert rec.timings["fit"] < 0.5 and np.isfinite(rec.vertices).all()
+
+    seen = []
+    real = recon3d.pipeline.reconstruct
+    monkeypatch.setattr(
+        recon3d.pipeline,
+        "reconstruct",
+        lambda *a, **k: seen.append(k["use_network"]) or real(*a, **k),
+    )
+    for flag, expected in (("--network", True), ("--no-network", False), (None, None)):
+        args = ["reconstruct", str(data_dir / "obama.jpg"), "-o", str(tmp_path / "h.ply"), "-q"]
+        assert main(args + ([flag] if flag else [])) == 0
+        assert seen[-1] is expected

@@ -1,0 +1,126 @@
+"""How long the refinement of the body network's estimate should be: iteration counts and the
+pull towards the network's pose (``init_weight``) against agreement with the photo (real
+photos: silhouette IoU and PCK against MediaPipe) and 3D error (held-out synthetic people: PVE
+and MPJPE after Procrustes, mm). Optimisation only is the reference on the photos.
+
+Usage:
+    PYOPENGL_PLATFORM=egl python scripts/sweep_body_refine.py --n 40 \
+        --photos ../shared/data/photos/{obama3.jpg,biden.jpg,camera.png,astronaut.png,obama2.jpg}
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("sweep_body_refine")
+
+#: (torso, pose, silhouette iterations, init_weight); the first is the shipped REFINE_OPTIONS.
+VARIANTS = (
+    (0, 15, 25, 0.05),
+    (0, 25, 40, 0.02),
+    (0, 40, 40, 0.0),
+    (0, 20, 60, 0.0),
+    (20, 40, 40, 0.0),
+)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=40, help="held-out synthetic people")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--net", type=pathlib.Path, default=ROOT / "weights/body_net.safetensors")
+    parser.add_argument("--bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_test.npy")
+    parser.add_argument("--photos", type=pathlib.Path, nargs="*", default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    import torch
+    from eval_body_net import load_net
+
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+    from recon3d.fitting.body_fit import BodyFitOptions, fit_body
+    from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
+    from recon3d.metrics import keypoint_pck, procrustes_error, silhouette_iou
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import predict_fit
+    from recon3d.train.synthetic import random_sample, render_sample
+
+    torch.set_num_threads(1)
+    model = BodyModel.from_pretrained()
+    net = load_net(args.net)
+    variants = {
+        f"{t}/{p}/{s} pull {w}": BodyFitOptions(
+            torso_iterations=t, pose_iterations=p, silhouette_iterations=s, init_weight=w
+        )
+        for t, p, s, w in VARIANTS
+    }
+
+    photos: dict[str, list[tuple[float, float]]] = {}
+    for photo in args.photos:
+        for name, options in [("optimisation only", None), *variants.items()]:
+            pipe = BodyReconstructionPipeline(
+                model, network=None if options is None else net, refine_options=options
+            )
+            rec = pipe(photo, complete_texture=False)
+            photos.setdefault(name, []).append((silhouette_iou(rec), keypoint_pck(rec)))
+
+    def errors(fit, gt_verts, gt_kp) -> tuple[float, float]:
+        w, _ = model.part_weights()
+        offsets = None if fit.clothing is None else (w @ torch.as_tensor(fit.clothing))[None]
+        with torch.no_grad():
+            out = model(
+                torch.as_tensor(fit.shape)[None],
+                torch.as_tensor(fit.pose)[None],
+                normal_offsets=offsets,
+            )
+        verts = out.vertices[0].numpy().astype(np.float64)
+        kp = model.keypoints(out.vertices)[0].numpy().astype(np.float64)[:17]
+        return 1000 * procrustes_error(verts, gt_verts), 1000 * procrustes_error(kp, gt_kp)
+
+    detector = MediaPipePoseDetector()
+    bank = np.load(args.bank)
+    rng = np.random.default_rng([args.seed, 999])
+    synthetic: dict[str, list[tuple[float, float]]] = {}
+    done = 0
+    while done < args.n:
+        sample = random_sample(model, rng, bank)
+        image, _ = render_sample(model, sample, rng, [])
+        try:
+            person = detector.detect(image)
+        except Exception:  # noqa: BLE001 - MediaPipe missed the person: not part of the set
+            continue
+        with torch.no_grad():
+            gt = model(
+                torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+                torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+            )
+        gt_verts = gt.vertices[0].numpy().astype(np.float64)
+        gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
+        fit = fit_body(model, person, sample.K)
+        synthetic.setdefault("optimisation only", []).append(errors(fit, gt_verts, gt_kp))
+        init = predict_fit(net, model, person, sample.K)
+        for name, options in variants.items():
+            fit = fit_body(model, person, sample.K, options=options, init=init)
+            synthetic.setdefault(name, []).append(errors(fit, gt_verts, gt_kp))
+        done += 1
+        if done % 10 == 0:
+            log.info("%d/%d", done, args.n)
+
+    print(f"{'refinement':<22}{'photos IoU':>11}{'PCK':>7}{'synthetic PVE':>15}{'MPJPE':>8}")
+    for name in ["optimisation only", *variants]:
+        iou, pck = np.mean(photos[name], 0) if name in photos else (np.nan, np.nan)
+        pve, mpjpe = np.mean(synthetic[name], 0) if name in synthetic else (np.nan, np.nan)
+        print(f"{name:<22}{iou:>11.3f}{pck:>7.3f}{pve:>15.1f}{mpjpe:>8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
