@@ -140,10 +140,39 @@ def appearance(generated, truth, boxes, side: int, features) -> dict[str, float]
             distances.append(
                 perceptual_distance(features, tensor(a[i : i + 32]), tensor(b[i : i + 32]))
             )
+    perceptual = torch.cat(distances).cpu().numpy().astype(np.float64)
     return {
         "ssim": float(np.mean(scores)),
-        "perceptual": float(torch.cat(distances).mean()),
+        "perceptual": float(perceptual.mean()),
+        "per_frame": {
+            "ssim": [round(float(x), 5) for x in scores],
+            "perceptual": [round(float(x), 5) for x in perceptual],
+        },
     }
+
+
+def paired_difference(
+    a: np.ndarray,
+    b: np.ndarray,
+    sequence: np.ndarray,
+    *,
+    block: int = 10,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean of ``b - a`` over frames (per-frame scores of two renderers on the same frames)
+    with a 95 % moving-block bootstrap interval: consecutive frames are alike, so frames are
+    resampled in blocks of ``block`` consecutive frames of one sequence, not one by one."""
+    diff = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    starts = [i for i in range(len(diff) - block + 1) if sequence[i] == sequence[i + block - 1]]
+    rng = np.random.default_rng(seed)
+    per_sample = max(1, len(diff) // block)
+    means = np.empty(resamples)
+    for k in range(resamples):
+        chosen = rng.choice(starts, per_sample)
+        means[k] = diff[(chosen[:, None] + np.arange(block)).ravel()].mean()
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high)}
 
 
 def detect_per_sequence(frames: np.ndarray, sequence: np.ndarray, fps: float):
@@ -257,8 +286,25 @@ def evaluate(args) -> dict:
             "flicker": flicker,
             "flicker_excess": flicker - result["ground_truth"]["flicker"],
         }
+        if result["rows"]:
+            previous = result["rows"][-1]
+            row["vs_previous"] = {
+                f"{part} {metric}": paired_difference(
+                    previous[part]["per_frame"][metric],
+                    row[part]["per_frame"][metric],
+                    frame_set.sequence,
+                )
+                for part in ("body", "face")
+                for metric in ("ssim", "perceptual")
+            }
         result["rows"].append(row)
-        log.info("%s: %s", name, json.dumps({k: row[k] for k in ("body", "face", "flicker")}))
+        log.info(
+            "%s: %s",
+            name,
+            json.dumps(
+                {k: {m: row[k][m] for m in ("ssim", "perceptual")} for k in ("body", "face")}
+            ),
+        )
         if args.samples:
             _save_samples(args.samples, name, generated, truth)
     return result
@@ -334,6 +380,22 @@ def markdown(result: dict) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {r['name']} | {r['flicker']:.2f} | {r['flicker_excess']:+.2f} |" for r in rows]
+    compared = [r for r in rows if "vs_previous" in r]
+    if compared:
+        keys = ("body ssim", "body perceptual", "face ssim", "face perceptual")
+        lines += [
+            "",
+            "| change from the row above (95 % block bootstrap) | "
+            + " | ".join(f"{k} {'↑' if 'ssim' in k else '↓'}" for k in keys)
+            + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
+        for r in compared:
+            cells = [
+                f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                for d in (r["vs_previous"][k] for k in keys)
+            ]
+            lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

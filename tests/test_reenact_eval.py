@@ -142,3 +142,23 @@ def test_eval_script_generation_boxes_and_tables(tmp_path):
         }
     )
     assert "| + FaceGAN | 0.500 | 0.250 |" in text and "| + FaceGAN | 3.00 | +1.00 |" in text
+
+
+def test_paired_difference_block_bootstrap():
+    """A constant improvement has a zero-width interval; zero-mean noise gives an interval
+    around 0; blocks never straddle two sequences."""
+    ev = _script()
+    rng = np.random.default_rng(0)
+    sequence = np.repeat([0, 1, 2], 60)
+    a = rng.uniform(0.5, 0.9, 180)
+    d = ev.paired_difference(a, a + 0.01, sequence)
+    assert d["mean"] == pytest.approx(0.01) and d["low"] == pytest.approx(0.01)
+    assert d["high"] == pytest.approx(0.01)
+    noise = ev.paired_difference(a, a + rng.normal(0, 0.05, 180), sequence)
+    assert noise["low"] < 0 < noise["high"] and noise["high"] - noise["low"] < 0.05
+    # Only sequence 1 differs: every block comes from one sequence, so no block mixes its
+    # offset with another's, and the interval spans 0 (all blocks in 0 or 2) to 0.3 (all in 1).
+    offset = np.where(sequence == 1, 0.3, 0.0)
+    mixed = ev.paired_difference(a, a + offset, sequence, resamples=500)
+    assert mixed["mean"] == pytest.approx(0.1)
+    assert 0.0 <= mixed["low"] < 0.1 < mixed["high"] <= 0.3
