@@ -135,13 +135,8 @@ def main(argv=None) -> int:
     from recon3d.body_pipeline import REFINE_OPTIONS
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
-    from recon3d.metrics import procrustes_error
     from recon3d.models.body import BodyModel
     from recon3d.models.body_net import predict_fit
-    from recon3d.train.synthetic import (
-        random_sample,
-        render_sample,
-    )
 
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
@@ -156,37 +151,15 @@ def main(argv=None) -> int:
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(method: str, fit, gt_verts, gt_kp, seconds: float) -> None:
-        with torch.no_grad():
-            w, _ = model.part_weights()
-            offsets = None if fit.clothing is None else (w @ torch.as_tensor(fit.clothing))[None]
-            out = model(
-                torch.as_tensor(fit.shape)[None],
-                torch.as_tensor(fit.pose)[None],
-                normal_offsets=offsets,
-            )
-        verts = out.vertices[0].numpy().astype(np.float64)
-        kp = model.keypoints(out.vertices)[0].numpy().astype(np.float64)[:17]
+        pve, mpjpe = body_errors(model, fit, gt_verts, gt_kp)
         row = results.setdefault(method, {"pve": [], "mpjpe": [], "implausible": [], "s": []})
-        row["pve"].append(1000 * procrustes_error(verts, gt_verts))
-        row["mpjpe"].append(1000 * procrustes_error(kp, gt_kp))
+        row["pve"].append(pve)
+        row["mpjpe"].append(mpjpe)
         row["implausible"].append(float(implausible(model, fit.pose)))
         row["s"].append(seconds)
 
-    done = 0
-    while done < (0 if args.skip_synthetic else args.n):
-        sample = random_sample(model, rng, bank)
-        image, _ = render_sample(model, sample, rng, [])
-        try:
-            person = detector.detect(image)
-        except Exception:  # noqa: BLE001 - MediaPipe missed the person: not part of the set
-            continue
-        with torch.no_grad():
-            gt = model(
-                torch.as_tensor(sample.shape, dtype=torch.float32)[None],
-                torch.as_tensor(sample.pose, dtype=torch.float32)[None],
-            )
-        gt_verts = gt.vertices[0].numpy().astype(np.float64)
-        gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
+    people = heldout_people(model, detector, rng, bank, 0 if args.skip_synthetic else args.n)
+    for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         t = time.perf_counter()
         fit = fit_body(model, person, sample.K)
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
@@ -197,7 +170,6 @@ def main(argv=None) -> int:
                 record(f"{name} only{suffix}", init, gt_verts, gt_kp, time.perf_counter() - t)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
-        done += 1
         if done % 20 == 0:
             log.info("%d/%d", done, args.n)
 
@@ -228,6 +200,53 @@ def main(argv=None) -> int:
             )
         )
     return 0
+
+
+def heldout_people(model, detector, rng, bank, n: int):
+    """The held-out synthetic people, one by one: ``n`` draws of the synthetic generator that
+    MediaPipe's pose model detects (the others are skipped), as (sample, person, ground-truth
+    vertices (V, 3), ground-truth COCO joints (17, 3))."""
+    import torch
+
+    from recon3d.train.synthetic import random_sample, render_sample
+
+    done = 0
+    while done < n:
+        sample = random_sample(model, rng, bank)
+        image, _ = render_sample(model, sample, rng, [])
+        try:
+            person = detector.detect(image)
+        except Exception:  # noqa: BLE001 - MediaPipe missed the person: not part of the set
+            continue
+        with torch.no_grad():
+            gt = model(
+                torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+                torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+            )
+        gt_verts = gt.vertices[0].numpy().astype(np.float64)
+        gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
+        done += 1
+        yield sample, person, gt_verts, gt_kp
+
+
+def body_errors(model, fit, gt_verts: np.ndarray, gt_kp: np.ndarray) -> tuple[float, float]:
+    """PVE and MPJPE (mm, after Procrustes) of a fit (with its clothing) against the ground
+    truth."""
+    import torch
+
+    from recon3d.metrics import procrustes_error
+
+    with torch.no_grad():
+        w, _ = model.part_weights()
+        offsets = None if fit.clothing is None else (w @ torch.as_tensor(fit.clothing))[None]
+        out = model(
+            torch.as_tensor(fit.shape)[None],
+            torch.as_tensor(fit.pose)[None],
+            normal_offsets=offsets,
+        )
+    verts = out.vertices[0].numpy().astype(np.float64)
+    kp = model.keypoints(out.vertices)[0].numpy().astype(np.float64)[:17]
+    return 1000 * procrustes_error(verts, gt_verts), 1000 * procrustes_error(kp, gt_kp)
 
 
 def nearest_pose_angle(model, pose: np.ndarray, bank: np.ndarray) -> float:

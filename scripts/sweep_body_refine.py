@@ -43,15 +43,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
-    from eval_body_net import load_net
+    from eval_body_net import body_errors, heldout_people, load_net
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.fitting.body_fit import BodyFitOptions, fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
-    from recon3d.metrics import keypoint_pck, procrustes_error, silhouette_iou
+    from recon3d.metrics import keypoint_pck, silhouette_iou
     from recon3d.models.body import BodyModel
     from recon3d.models.body_net import predict_fit
-    from recon3d.train.synthetic import random_sample, render_sample
 
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
@@ -72,45 +71,19 @@ def main(argv=None) -> int:
             rec = pipe(photo, complete_texture=False)
             photos.setdefault(name, []).append((silhouette_iou(rec), keypoint_pck(rec)))
 
-    def errors(fit, gt_verts, gt_kp) -> tuple[float, float]:
-        w, _ = model.part_weights()
-        offsets = None if fit.clothing is None else (w @ torch.as_tensor(fit.clothing))[None]
-        with torch.no_grad():
-            out = model(
-                torch.as_tensor(fit.shape)[None],
-                torch.as_tensor(fit.pose)[None],
-                normal_offsets=offsets,
-            )
-        verts = out.vertices[0].numpy().astype(np.float64)
-        kp = model.keypoints(out.vertices)[0].numpy().astype(np.float64)[:17]
-        return 1000 * procrustes_error(verts, gt_verts), 1000 * procrustes_error(kp, gt_kp)
-
     detector = MediaPipePoseDetector()
-    bank = np.load(args.bank)
     rng = np.random.default_rng([args.seed, 999])
     synthetic: dict[str, list[tuple[float, float]]] = {}
-    done = 0
-    while done < args.n:
-        sample = random_sample(model, rng, bank)
-        image, _ = render_sample(model, sample, rng, [])
-        try:
-            person = detector.detect(image)
-        except Exception:  # noqa: BLE001 - MediaPipe missed the person: not part of the set
-            continue
-        with torch.no_grad():
-            gt = model(
-                torch.as_tensor(sample.shape, dtype=torch.float32)[None],
-                torch.as_tensor(sample.pose, dtype=torch.float32)[None],
-            )
-        gt_verts = gt.vertices[0].numpy().astype(np.float64)
-        gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
+    people = heldout_people(model, detector, rng, np.load(args.bank), args.n)
+    for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         fit = fit_body(model, person, sample.K)
-        synthetic.setdefault("optimisation only", []).append(errors(fit, gt_verts, gt_kp))
+        synthetic.setdefault("optimisation only", []).append(
+            body_errors(model, fit, gt_verts, gt_kp)
+        )
         init = predict_fit(net, model, person, sample.K)
         for name, options in variants.items():
             fit = fit_body(model, person, sample.K, options=options, init=init)
-            synthetic.setdefault(name, []).append(errors(fit, gt_verts, gt_kp))
-        done += 1
+            synthetic.setdefault(name, []).append(body_errors(model, fit, gt_verts, gt_kp))
         if done % 10 == 0:
             log.info("%d/%d", done, args.n)
 
