@@ -262,6 +262,22 @@ def nearest_pose_angle(model, pose: np.ndarray, bank: np.ndarray) -> float:
     return float(angles.mean(1).min())
 
 
+def real_images(inputs: list[pathlib.Path]):
+    """Each photo and each frame of each video in ``inputs`` (by file extension), and right
+    after it its mirror image: (H, W, 3) uint8 RGB arrays."""
+    from recon3d.io.image import load_image
+    from recon3d.io.video import read_video
+
+    for path in inputs:
+        if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm"):
+            images, _ = read_video(path)
+        else:
+            images = [load_image(path)]
+        for image in images:
+            yield image
+            yield np.ascontiguousarray(image[:, ::-1])
+
+
 #: The prior acts on the network's raw output; the default estimate also takes the limbs
 #: MediaPipe sees from its landmarks.
 PLAUSIBILITY_VARIANTS = ((" (raw)", {"limbs": "network", "mirror": False}), ("", {}))
@@ -273,38 +289,28 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
     legs are often out of the frame: the share of implausible poses and the mean distance to the
     nearest held-out motion-capture pose, per network."""
     from recon3d.errors import NoPersonFound
-    from recon3d.io.image import load_image
-    from recon3d.io.video import read_video
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body_net import predict_fit
 
     detector = MediaPipePoseDetector()
-    images: list[np.ndarray] = []
-    for path in inputs:
-        if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm"):
-            frames, _ = read_video(path)
-            images.extend(frames)
-        else:
-            images.append(load_image(path))
     rows: dict[str, dict[str, list[float]]] = {}
     people = 0
-    for image in images:
-        for pixels in (image, np.ascontiguousarray(image[:, ::-1])):
-            try:
-                person = detector.detect(pixels)
-            except NoPersonFound:
-                continue
-            people += 1
-            h, w = pixels.shape[:2]
-            f = 1.2 * max(h, w)
-            K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
-            for name, net in nets.items():
-                for suffix, options in PLAUSIBILITY_VARIANTS:
-                    fit = predict_fit(net, model, person, K, **options)
-                    row = rows.setdefault(name + suffix, {"implausible": [], "nearest": []})
-                    row["implausible"].append(float(implausible(model, fit.pose)))
-                    if bank is not None:
-                        row["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
+    for pixels in real_images(inputs):
+        try:
+            person = detector.detect(pixels)
+        except NoPersonFound:
+            continue
+        people += 1
+        h, w = pixels.shape[:2]
+        f = 1.2 * max(h, w)
+        K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+        for name, net in nets.items():
+            for suffix, options in PLAUSIBILITY_VARIANTS:
+                fit = predict_fit(net, model, person, K, **options)
+                row = rows.setdefault(name + suffix, {"implausible": [], "nearest": []})
+                row["implausible"].append(float(implausible(model, fit.pose)))
+                if bank is not None:
+                    row["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
     summary = {
         name: {
             "inputs": people,

@@ -132,37 +132,27 @@ def plausibility(fits: dict, inputs: list[pathlib.Path], model, id_radius, exp_l
     the detector's output differs from the renders the networks trained on: the share of
     estimates whose identity lies beyond the prior's 99.9 % radius or whose expression is
     larger than 99.9 % of the training expressions, per method."""
+    from eval_body_net import real_images
+
     from recon3d.camera import Camera
-    from recon3d.io.image import load_image
-    from recon3d.io.video import read_video
     from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
 
     detector = MediaPipeFaceDetector()
-    images: list[np.ndarray] = []
-    for path in inputs:
-        if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm"):
-            frames, _ = read_video(path)
-            images.extend(frames)
-        else:
-            images.append(load_image(path))
     rows: dict[str, dict[str, list[float]]] = {
         name: {"identity": [], "expression": []} for name in fits
     }
     faces = 0
-    for image in images:
-        for pixels in (image, np.ascontiguousarray(image[:, ::-1])):
-            found = detector.detect(pixels)
-            if not found:
-                continue
-            faces += 1
-            h, w = pixels.shape[:2]
-            K = Camera.from_image_size(w, h).K
-            for name, fn in fits.items():
-                fit = fn(model, found[0], K)
-                rows[name]["identity"].append(100.0 * (np.linalg.norm(fit.identity) > id_radius))
-                rows[name]["expression"].append(
-                    100.0 * (np.linalg.norm(fit.expression) > exp_limit)
-                )
+    for pixels in real_images(inputs):
+        found = detector.detect(pixels)
+        if not found:
+            continue
+        faces += 1
+        h, w = pixels.shape[:2]
+        K = Camera.from_image_size(w, h).K
+        for name, fn in fits.items():
+            fit = fn(model, found[0], K)
+            rows[name]["identity"].append(100.0 * (np.linalg.norm(fit.identity) > id_radius))
+            rows[name]["expression"].append(100.0 * (np.linalg.norm(fit.expression) > exp_limit))
     summary = {
         name: {
             "inputs": faces,
