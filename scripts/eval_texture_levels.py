@@ -1,0 +1,186 @@
+"""Body texture: speed and quality of the working resolutions of the projection and completion.
+
+The 2048² body texture takes the photo's colours at full resolution, but visibility, the
+mirror + harmonic fill and the completion's local fill run at a lower "geometry" level. This
+script measures what that level costs and what it loses, on real photos, through the library's
+own functions:
+
+* time of ``project_texture`` + ``complete`` (median of ``--repeats``);
+* PSNR of the final texture against the reference level (1024/1024) on the texels the photo
+  sees well (confidence >= 0.25): how much photo detail is kept;
+* completion of hidden regions: random discs on the person (``--masks`` per photo, fixed
+  seeds) are removed from the person mask, so the texels they cover become unseen and must be
+  completed; PSNR and SSIM there against the photo's colours of the unhidden projection.
+
+Each photo's body comes from the shipped pipeline (network + refinement), computed once.
+
+Usage:
+    PYOPENGL_PLATFORM=egl python scripts/eval_texture_levels.py \
+        ../shared/data/photos/{obama3.jpg,biden.jpg,camera.png,astronaut.png,obama2.jpg} \
+        [--levels 1024/1024 512/512] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("eval_texture_levels")
+_SEEN = 0.25
+
+
+def layout_at(model, geometry: int):
+    """The body model's 2048² layout with its geometry level rasterised at ``geometry``²."""
+    from recon3d.texture.layout import mirror_texels, rasterize_uv
+    from recon3d.texture.projection import TextureLayout
+
+    full = model.texture_layout
+    if full.coarse is not None and full.coarse.size == geometry:
+        return full
+    texel_face, texel_bary = rasterize_uv(model.uv, model.face_uv, geometry)
+    mirror = mirror_texels(
+        texel_face, texel_bary, model.uv, model.face_uv, model.face_mirror, model.corner_mirror
+    )
+    layout = copy.copy(full)
+    layout.coarse = TextureLayout(
+        texel_face,
+        texel_bary[..., :2],
+        mirror,
+        seed_threshold=model._seed_thresholds(texel_face, texel_bary),
+        vertex_part=model.vertex_part,
+    )
+    return layout
+
+
+def hide_discs(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``mask`` with 3-6 random discs on the person (radius 4-10 % of its box height) zeroed."""
+    import cv2
+
+    ys, xs = np.nonzero(mask > 0.5)
+    height = ys.max() - ys.min() + 1
+    out = mask.copy()
+    for _ in range(int(rng.integers(3, 7))):
+        i = int(rng.integers(len(ys)))
+        radius = int(height * rng.uniform(0.04, 0.10))
+        cv2.circle(out, (int(xs[i]), int(ys[i])), radius, 0.0, -1)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("photos", type=pathlib.Path, nargs="+")
+    parser.add_argument(
+        "--levels",
+        nargs="+",
+        default=["1024/1024", "512/1024", "512/512"],
+        help="geometry level / completion fill size pairs; the first is the reference",
+    )
+    parser.add_argument("--masks", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=pathlib.Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    import recon3d.texture.completion as completion
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+    from recon3d.metrics import psnr, ssim
+    from recon3d.texture.projection import project_texture
+
+    pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+    model = pipe.model
+    levels = {}
+    for level in args.levels:
+        geometry, fill = (int(v) for v in level.split("/"))
+        levels[level] = (layout_at(model, geometry), fill)
+    default_fill = completion._FILL_SIZE
+
+    def texture(rec, layout, fill, mask):
+        completion._FILL_SIZE = fill
+        try:
+            tex = project_texture(
+                rec.image,
+                rec.vertices.astype(np.float64),
+                model.faces,
+                rec.camera.K,
+                layout,
+                person_mask=mask,
+            )
+            return completion.complete(pipe.completer, tex), tex
+        finally:
+            completion._FILL_SIZE = default_fill
+
+    rows = []
+    for photo in args.photos:
+        rec = pipe(photo)
+        reference = {}
+        for level, (layout, fill) in levels.items():
+            seconds = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                final, tex = texture(rec, layout, fill, rec.person_mask)
+                seconds.append(time.perf_counter() - start)
+            if not reference:
+                reference = {"texture": final, "observed": tex.observed, "conf": tex.confidence}
+            seen = reference["conf"] >= _SEEN
+            row = {
+                "photo": photo.name,
+                "level": level,
+                "seconds": statistics.median(seconds),
+                "seen_psnr": psnr(final, reference["texture"], seen),
+                "hidden_psnr": [],
+                "hidden_ssim": [],
+            }
+            for k in range(args.masks):
+                rng = np.random.default_rng([k, len(photo.name)])
+                hidden_mask = hide_discs(rec.person_mask, rng)
+                completed, hidden_tex = texture(rec, layout, fill, hidden_mask)
+                region = seen & (hidden_tex.confidence == 0)
+                if region.sum() < 500:
+                    continue
+                row["hidden_psnr"].append(psnr(completed, reference["observed"], region))
+                row["hidden_ssim"].append(ssim(completed, reference["observed"], region))
+            rows.append(row)
+            log.info(
+                "%s %s: %.3f s, seen %.1f dB, hidden %.2f dB / %.4f",
+                photo.name,
+                level,
+                row["seconds"],
+                row["seen_psnr"],
+                np.mean(row["hidden_psnr"]),
+                np.mean(row["hidden_ssim"]),
+            )
+    print(f"\n{'level':<12}{'seconds':>9}{'seen PSNR':>11}{'hidden PSNR':>13}{'hidden SSIM':>13}")
+    summary = {}
+    for level in levels:
+        sel = [r for r in rows if r["level"] == level]
+        summary[level] = {
+            "seconds": statistics.median(r["seconds"] for r in sel),
+            "seen_psnr": float(np.mean([min(r["seen_psnr"], 99.0) for r in sel])),
+            "hidden_psnr": float(np.mean([v for r in sel for v in r["hidden_psnr"]])),
+            "hidden_ssim": float(np.mean([v for r in sel for v in r["hidden_ssim"]])),
+            "regions": sum(len(r["hidden_psnr"]) for r in sel),
+        }
+        s = summary[level]
+        print(
+            f"{level:<12}{s['seconds']:>9.3f}{s['seen_psnr']:>11.1f}"
+            f"{s['hidden_psnr']:>13.2f}{s['hidden_ssim']:>13.4f}"
+        )
+    print("geometry level / completion fill size; seconds: median per photo; PSNR in dB")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
