@@ -42,24 +42,11 @@ _SEEN = 0.25
 
 def layout_at(model, geometry: int):
     """The body model's 2048² layout with its geometry level rasterised at ``geometry``²."""
-    from recon3d.texture.layout import mirror_texels, rasterize_uv
-    from recon3d.texture.projection import TextureLayout
-
     full = model.texture_layout
-    if full.coarse is not None and full.coarse.size == geometry:
+    if full.coarse.size == geometry:
         return full
-    texel_face, texel_bary = rasterize_uv(model.uv, model.face_uv, geometry)
-    mirror = mirror_texels(
-        texel_face, texel_bary, model.uv, model.face_uv, model.face_mirror, model.corner_mirror
-    )
     layout = copy.copy(full)
-    layout.coarse = TextureLayout(
-        texel_face,
-        texel_bary[..., :2],
-        mirror,
-        seed_threshold=model._seed_thresholds(texel_face, texel_bary),
-        vertex_part=model.vertex_part,
-    )
+    layout.coarse = model.layout_level(geometry)
     return layout
 
 

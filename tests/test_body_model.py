@@ -154,6 +154,18 @@ def test_body_layout_and_mirror(body) -> None:
     assert np.median(gap) < 0.01
 
 
+def test_layout_level_covers_the_same_islands(body) -> None:
+    # A geometry level is the same layout at a lower resolution: its used texels are where
+    # the finer level's are, up to the islands' borders, and it carries a mirror map.
+    fine, coarse = body.layout_level(256), body.layout_level(128)
+    fine_used = (fine.texel_face >= 0).reshape(128, 2, 128, 2).mean((1, 3))
+    coarse_used = coarse.texel_face >= 0
+    agree = (fine_used >= 0.5) == coarse_used
+    assert agree.mean() > 0.97
+    assert (coarse.mirror[coarse.used] >= 0).mean() > 0.95
+    assert coarse.vertex_part is body.vertex_part
+
+
 # -- the fit on a synthetic person ------------------------------------------------------------
 def _synthetic_person(model: BodyModel, pose: np.ndarray, shape: np.ndarray, K, size):
     """Perfect landmarks and mask of a posed body, as MediaPipe would report them."""

@@ -306,24 +306,40 @@ class BodyModel(torch.nn.Module):
         colours are sampled at 2048². A 512² level keeps the seen colours (47.9 dB against a
         1024² level) and the completion of hidden regions (17.40 against 17.36 dB) on real
         photos at 0.62x the time (``scripts/eval_texture_levels.py``)."""
-        from recon3d.texture.layout import mirror_texels, rasterize_uv
+        from recon3d.texture.layout import rasterize_uv
 
         size = self.texture_size
-        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size // 4)
+        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
+        # The full level only receives the photo's colours: no mirror map needed.
+        return TextureLayout(
+            texel_face,
+            texel_bary[..., :2],
+            None,
+            vertex_part=self.vertex_part,
+            coarse=self.layout_level(size // 4),
+        )
+
+    @functools.cached_property
+    def fill_layout(self) -> TextureLayout:
+        """The 1024² level of the UV layout (mirror map, seed thresholds, parts): the
+        resolution the texture-completion network's maps and training data are defined at."""
+        return self.layout_level(self.texture_size // 2)
+
+    def layout_level(self, size: int) -> TextureLayout:
+        """The UV layout rasterised at ``size``², with its mirror map, fill-seed thresholds and
+        body parts."""
+        from recon3d.texture.layout import mirror_texels, rasterize_uv
+
+        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
         mirror = mirror_texels(
             texel_face, texel_bary, self.uv, self.face_uv, self.face_mirror, self.corner_mirror
         )
-        coarse = TextureLayout(
+        return TextureLayout(
             texel_face,
             texel_bary[..., :2],
             mirror,
             seed_threshold=self._seed_thresholds(texel_face, texel_bary),
             vertex_part=self.vertex_part,
-        )
-        # The full level only receives the photo's colours: no mirror map needed.
-        texel_face, texel_bary = rasterize_uv(self.uv, self.face_uv, size)
-        return TextureLayout(
-            texel_face, texel_bary[..., :2], None, vertex_part=self.vertex_part, coarse=coarse
         )
 
     def _seed_thresholds(self, texel_face: np.ndarray, texel_bary: np.ndarray) -> np.ndarray:

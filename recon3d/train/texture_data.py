@@ -109,7 +109,7 @@ def body_geometry(model=None) -> LayoutGeometry:
         rest = model.rest(torch.zeros(1, model.num_shape))[0][0].cpu().numpy()
     return LayoutGeometry(
         kind="body",
-        layout=model.texture_layout.coarse,
+        layout=model.fill_layout,
         vertices=rest.astype(np.float64),
         faces=model.faces,
         face_labels=np.asarray(model.face_part),
