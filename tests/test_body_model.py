@@ -260,3 +260,19 @@ def test_hand_detector_finds_a_rendered_hand(body) -> None:
         scale = np.ptp(points, axis=0).max()
         assert np.linalg.norm(points[0] - projected[f"{side}_wrist"]) < 0.35 * scale
         assert np.linalg.norm(points[5] - projected[f"{side}_index"]) < 0.5 * scale
+
+
+def test_clean_person_mask_takes_landmarks_in_the_last_half_pixel() -> None:
+    # A landmark at x = W - 0.3 rounds to W: it must still pick its blob, not index past the
+    # image (found on a real photo with a covered forearm).
+    from recon3d.keypoints.mediapipe_pose import clean_person_mask
+
+    mask = np.zeros((40, 30), np.float32)
+    mask[10:30, 20:30] = 1.0  # the person, touching the right border
+    mask[0:5, 0:5] = 1.0  # a person-like blob elsewhere
+    points = np.full((33, 2), -1.0, np.float32)
+    visibility = np.zeros(33, np.float32)
+    points[0] = (29.7, 20.0)
+    visibility[0] = 1.0
+    cleaned = clean_person_mask(mask, points, visibility)
+    assert cleaned[20, 25] == 1.0 and cleaned[2, 2] == 0.0

@@ -250,7 +250,8 @@ def clean_person_mask(
     vis &= (points[:, 1] >= 0) & (points[:, 1] < h)
     binary = (mask > 0.5).astype(np.uint8)
     n, labels = cv2.connectedComponents(binary)
-    pts = np.round(points[vis]).astype(int)
+    # Clipped: a point in the last half pixel (x > w - 0.5) would round to w.
+    pts = np.clip(np.round(points[vis]).astype(int), 0, [w - 1, h - 1])
     hit = np.unique(labels[pts[:, 1], pts[:, 0]]) if len(pts) else np.zeros(0, int)
     hit = hit[hit > 0]
     if len(hit) == 0:
