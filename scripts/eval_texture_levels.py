@@ -1,7 +1,8 @@
-"""Body texture: speed and quality of the working resolutions of the projection and completion.
+"""Textures: speed and quality of the working resolutions of the projection and completion.
 
-The 2048² body texture takes the photo's colours at full resolution, but visibility, the
-mirror + harmonic fill and the completion's local fill run at a lower "geometry" level. This
+The 2048² body texture (1024² head texture) takes the photo's colours at full resolution, but
+visibility, the mirror + harmonic fill and the completion's local fill can run at a lower
+"geometry" level. This
 script measures what that level costs and what it loses, on real photos, through the library's
 own functions:
 
@@ -9,15 +10,17 @@ own functions:
 * PSNR of the final texture against the reference level (1024/1024) on the texels the photo
   sees well (confidence >= 0.25): how much photo detail is kept;
 * completion of hidden regions: random discs on the person (``--masks`` per photo, fixed
-  seeds) are removed from the person mask, so the texels they cover become unseen and must be
-  completed; PSNR and SSIM there against the photo's colours of the unhidden projection.
+  seeds) are removed from the person mask (heads: from a mask of ones), so the texels they
+  cover become unseen and must be completed; PSNR and SSIM there against the photo's colours
+  of the unhidden projection.
 
-Each photo's body comes from the shipped pipeline (network + refinement), computed once.
+Each photo's body or head comes from the pipeline with the network (+ refinement), computed
+once.
 
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/eval_texture_levels.py \
         ../shared/data/photos/{obama3.jpg,biden.jpg,camera.png,astronaut.png,obama2.jpg} \
-        [--levels 1024/1024 512/512] [--json out.json]
+        [--target body|head] [--levels 1024/1024 512/512] [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,22 +44,24 @@ _SEEN = 0.25
 
 
 def layout_at(model, geometry: int):
-    """The body model's 2048² layout with its geometry level rasterised at ``geometry``²."""
+    """The model's layout with its geometry level rasterised at ``geometry``² (none when that
+    is the full size: everything at full resolution)."""
     full = model.texture_layout
-    if full.coarse.size == geometry:
+    if full.coarse is not None and full.coarse.size == geometry:
         return full
     layout = copy.copy(full)
-    layout.coarse = model.layout_level(geometry)
+    layout.coarse = None if geometry == full.size else model.layout_level(geometry)
     return layout
 
 
-def hide_discs(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``mask`` with 3-6 random discs on the person (radius 4-10 % of its box height) zeroed."""
+def hide_discs(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A (H, W) float32 mask: ones, with 3-6 random discs centred in ``region`` (radius 4-10 %
+    of its box height) zeroed."""
     import cv2
 
-    ys, xs = np.nonzero(mask > 0.5)
+    ys, xs = np.nonzero(region)
     height = ys.max() - ys.min() + 1
-    out = mask.copy()
+    out = np.ones(region.shape, np.float32)
     for _ in range(int(rng.integers(3, 7))):
         i = int(rng.integers(len(ys)))
         radius = int(height * rng.uniform(0.04, 0.10))
@@ -64,14 +69,26 @@ def hide_discs(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def person_region(rec) -> np.ndarray:
+    """(H, W) bool: the person mask of a body, the rendered mesh of a head."""
+    from recon3d.render.renderer import render_mesh
+
+    if rec.person_mask is not None:
+        return rec.person_mask > 0.5
+    h, w = rec.image.shape[:2]
+    return render_mesh(rec.vertices, rec.faces, rec.camera.K, (w, h), depth_only=True).depth > 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", type=pathlib.Path, nargs="+")
+    parser.add_argument("--target", choices=("body", "head"), default="body")
     parser.add_argument(
         "--levels",
         nargs="+",
-        default=["1024/1024", "512/1024", "512/512"],
-        help="geometry level / completion fill size pairs; the first is the reference",
+        default=None,
+        help="geometry level / completion fill size pairs; the first is the reference "
+        "(body: 1024/1024 512/1024 512/512; head: 1024/1024 512/1024)",
     )
     parser.add_argument("--masks", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -82,12 +99,18 @@ def main(argv=None) -> int:
     import recon3d.texture.completion as completion
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.metrics import psnr, ssim
+    from recon3d.pipeline import HeadReconstructionPipeline
     from recon3d.texture.projection import project_texture
 
-    pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+    if args.target == "body":
+        pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+        default_levels = ["1024/1024", "512/1024", "512/512"]
+    else:
+        pipe = HeadReconstructionPipeline.from_pretrained(use_network=True)
+        default_levels = ["1024/1024", "512/1024"]
     model = pipe.model
     levels = {}
-    for level in args.levels:
+    for level in args.levels or default_levels:
         geometry, fill = (int(v) for v in level.split("/"))
         levels[level] = (layout_at(model, geometry), fill)
     default_fill = completion._FILL_SIZE
@@ -110,6 +133,7 @@ def main(argv=None) -> int:
     rows = []
     for photo in args.photos:
         rec = pipe(photo)
+        region = person_region(rec)
         reference = {}
         for level, (layout, fill) in levels.items():
             seconds = []
@@ -130,13 +154,15 @@ def main(argv=None) -> int:
             }
             for k in range(args.masks):
                 rng = np.random.default_rng([k, len(photo.name)])
-                hidden_mask = hide_discs(rec.person_mask, rng)
-                completed, hidden_tex = texture(rec, layout, fill, hidden_mask)
-                region = seen & (hidden_tex.confidence == 0)
-                if region.sum() < 500:
+                keep = hide_discs(region, rng)
+                if rec.person_mask is not None:
+                    keep *= rec.person_mask
+                completed, hidden_tex = texture(rec, layout, fill, keep)
+                hidden = seen & (hidden_tex.confidence == 0)
+                if hidden.sum() < 500:
                     continue
-                row["hidden_psnr"].append(psnr(completed, reference["observed"], region))
-                row["hidden_ssim"].append(ssim(completed, reference["observed"], region))
+                row["hidden_psnr"].append(psnr(completed, reference["observed"], hidden))
+                row["hidden_ssim"].append(ssim(completed, reference["observed"], hidden))
             rows.append(row)
             log.info(
                 "%s %s: %.3f s, seen %.1f dB, hidden %.2f dB / %.4f",

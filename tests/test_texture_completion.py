@@ -121,6 +121,30 @@ def test_layout_maps(kind) -> None:
     assert np.mean((dy <= 1) & (dx <= 1)) > 0.9
 
 
+def test_head_layout_level_mirror_maps_mirrored_points() -> None:
+    # A lower geometry level of the head takes its mirror map from the full one: a texel and
+    # its mirror lie at mirrored points of the mean head (x -> -x).
+    from recon3d.models.head import HeadModel
+
+    head = HeadModel.from_pretrained()
+    level = head.layout_level(256)
+    assert level.size == 256 and level.coarse is None
+    mirror = level.mirror[level.used]
+    has = mirror >= 0
+    assert has.mean() > 0.9
+    mean = head.mean_vertices.cpu().numpy()
+    texel_face = level.texel_face.ravel()
+
+    def point(flat: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(level.used, flat)
+        bary = level.used_bary[index]
+        return np.einsum("nk,nkd->nd", bary, mean[head.faces[texel_face[flat]]])
+
+    source = level.used[has]
+    gap = np.linalg.norm(point(source) * (-1, 1, 1) - point(mirror[has]), axis=1)
+    assert np.median(gap) < 0.005
+
+
 def test_network_inputs_channels(head_geometry) -> None:
     maps = head_geometry.maps
     size = head_geometry.size

@@ -303,21 +303,12 @@ def uv_maps_for(
         mirror_full: (T*T,) flat mirror index map of the layout at ``full_size`` T (-1: none).
         size: network resolution R (T must be a multiple of it).
     """
-    from recon3d.texture.layout import rasterize_uv
+    from recon3d.texture.layout import downsample_mirror, rasterize_uv
 
-    if full_size % size:
-        raise ValueError(f"the texture size {full_size} is not a multiple of {size}")
     texel_face, _ = rasterize_uv(uv, face_uv, size)
     used = texel_face >= 0
     parts = np.where(used, face_labels[np.maximum(texel_face, 0)], -1)
-    # Mirror at R through the full-resolution map, sampled at each R texel's centre texel.
-    step = full_size // size
-    centre = np.arange(size) * step + step // 2
-    full_index = (centre[:, None] * full_size + centre[None, :]).ravel()
-    m = mirror_full[full_index]
-    mirror = np.where(m >= 0, (m // full_size) // step * size + (m % full_size) // step, -1)
-    mirror = np.where(used.ravel() & (m >= 0), mirror, -1)
-    mirror = np.where(mirror >= 0, np.where(used.ravel()[np.maximum(mirror, 0)], mirror, -1), -1)
+    mirror = downsample_mirror(mirror_full, full_size, used)
     return UVMaps(used=used, mirror=mirror.astype(np.int64), parts=parts.astype(np.int64))
 
 

@@ -116,3 +116,29 @@ def mirror_texels(
     valid = flat_face[target] >= 0
     out[used[valid]] = target[valid]
     return out.reshape(size, size)
+
+
+def downsample_mirror(mirror_full: np.ndarray, full_size: int, used: np.ndarray) -> np.ndarray:
+    """A mirror map at a lower resolution through the full-resolution one.
+
+    Each low-resolution texel takes the mirror of the full-resolution texel at its centre; a
+    texel whose mirror falls outside the low-resolution islands gets none.
+
+    Args:
+        mirror_full: (T*T,) flat mirror index at ``full_size`` T (-1: none).
+        full_size: T, a multiple of the low resolution R.
+        used: (R, R) bool texels inside the islands at the low resolution.
+    Returns:
+        (R*R,) int64 flat mirror index at R (-1: none).
+    """
+    size = used.shape[0]
+    if full_size % size:
+        raise ValueError(f"the texture size {full_size} is not a multiple of {size}")
+    step = full_size // size
+    centre = np.arange(size) * step + step // 2
+    m = mirror_full[(centre[:, None] * full_size + centre[None, :]).ravel()]
+    mirror = np.where(m >= 0, (m // full_size) // step * size + (m % full_size) // step, -1)
+    flat_used = used.ravel()
+    mirror = np.where(flat_used & (m >= 0), mirror, -1)
+    mirror = np.where(mirror >= 0, np.where(flat_used[np.maximum(mirror, 0)], mirror, -1), -1)
+    return mirror.astype(np.int64)
