@@ -135,23 +135,30 @@ def score(rec, joints: tuple[int, ...], reference: np.ndarray, torso: float, box
     }
 
 
-def picture(covered: np.ndarray, box, coco: np.ndarray, joints, results: dict):
+def picture(
+    covered: np.ndarray, box, coco: np.ndarray, joints, results: dict, context: float | None = None
+):
     """One tile per method: the covered photo (box outlined), the mesh overlaid, the hidden
-    joints of the uncovered detection (green) and of the method (red)."""
+    joints of the uncovered detection (green) and of the method (red). With ``context``, each
+    tile is cropped to the covered box plus that many torso lengths around it."""
     import cv2
     from PIL import Image
 
     from recon3d.render.renderer import render_mesh
 
+    h, w = covered.shape[:2]
+    x0, y0, x1, y1 = box
+    window = (0, 0, w, h)
+    if context is not None:
+        pad = int(context * torso_length(coco))
+        window = (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, w), min(y1 + pad, h))
+    thick = max(2, (window[3] - window[1]) // 200)
     tiles = []
     for method, rec in results.items():
-        h, w = covered.shape[:2]
         alpha = render_mesh(rec.vertices, rec.faces, rec.camera.K, (w, h), depth_only=True).depth
         tile = covered.copy()
         shade = alpha > 0
         tile[shade] = (0.55 * tile[shade] + 0.45 * np.array([90, 140, 255])).astype(np.uint8)
-        x0, y0, x1, y1 = box
-        thick = max(2, w // 250)
         cv2.rectangle(tile, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 0), thick)
         predicted = rec.landmarks_2d("coco17")
         for j in joints:
@@ -160,9 +167,12 @@ def picture(covered: np.ndarray, box, coco: np.ndarray, joints, results: dict):
             cv2.line(tile, ref, est, (255, 255, 255), thick)
             cv2.circle(tile, ref, 3 * thick, (0, 220, 0), -1)
             cv2.circle(tile, est, 3 * thick, (230, 30, 30), -1)
-        scale = 480 / h
-        tile = cv2.resize(tile, (round(w * scale), 480), interpolation=cv2.INTER_AREA)
-        cv2.putText(tile, method, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
+        tile = tile[window[1] : window[3], window[0] : window[2]]
+        scale = 480 / tile.shape[0]
+        tile = cv2.resize(tile, (round(tile.shape[1] * scale), 480), interpolation=cv2.INTER_AREA)
+        (tw, th), _ = cv2.getTextSize(method, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+        cv2.rectangle(tile, (0, 0), (tw + 12, th + 14), (0, 0, 0), -1)
+        cv2.putText(tile, method, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
         tiles.append(tile)
     return Image.fromarray(np.concatenate(tiles, axis=1))
 
