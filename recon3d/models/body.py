@@ -322,7 +322,7 @@ class BodyModel(torch.nn.Module):
     @functools.cached_property
     def fill_layout(self) -> TextureLayout:
         """The 1024² level of the UV layout (mirror map, seed thresholds, parts): the
-        resolution the texture-completion network's maps and training data are defined at."""
+        resolution of the texture-completion network's fill and training data."""
         return self.layout_level(self.texture_size // 2)
 
     def layout_level(self, size: int) -> TextureLayout:
