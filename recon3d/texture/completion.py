@@ -377,16 +377,21 @@ class TextureCompleter:
         from recon3d._threads import torch_single_threaded
 
         full = texture.shape[0]
-        conf = confidence.astype(np.float32)
+        conf = confidence.astype(np.float32, copy=False)
         # The fills and the network's fields at the fill resolution (at most 1024², where the
         # projection computes its own fill); only the resulting change of colour is upsampled.
+        # Full-resolution work goes channel by channel: a 2048² float32 RGB temporary (48 MB)
+        # is above glibc's mmap threshold (32 MB), so each call would fault in fresh pages,
+        # which cost ~0.1 s per such array on the development VM.
         work = min(full, _FILL_SIZE)
         if work < full:
             texture_w = _downsample(texture, work)
             conf_w = _downsample(conf, work)
-            # OpenCV's saturating multiply is ~2.5x faster than numpy's broadcast here.
-            weighted = _downsample(
-                cv2.multiply(observed, cv2.merge([conf, conf, conf]), dtype=cv2.CV_32F), work
+            weighted = cv2.merge(
+                [
+                    _downsample(cv2.multiply(plane, conf, dtype=cv2.CV_32F), work)
+                    for plane in cv2.split(observed)
+                ]
             )
             observed_w = np.where(
                 conf_w[..., None] > 0, weighted / np.maximum(conf_w, 1e-6)[..., None], 0
@@ -401,12 +406,18 @@ class TextureCompleter:
         fields = torch.cat([correction * 127.5, weight], 1)[0].permute(1, 2, 0).float().cpu()
         fields = cv2.resize(fields.numpy(), (work, work), interpolation=cv2.INTER_LINEAR)
         change = fields[..., 3:] * (local - texture_w.astype(np.float32)) + fields[..., :3]
-        if work < full:
-            change = cv2.resize(change, (full, full), interpolation=cv2.INTER_LINEAR)
         unseen = 1.0 - np.minimum(conf * _ALPHA_GAIN, 1.0)
-        change *= unseen[..., None]
-        # Saturating, rounding add in OpenCV (numpy's clip is several times slower here).
-        return cv2.add(texture, change, dtype=cv2.CV_8U)
+        channels = []
+        for texture_plane, change_plane in zip(cv2.split(texture), cv2.split(change), strict=True):
+            if work < full:
+                change_plane = cv2.resize(
+                    change_plane, (full, full), interpolation=cv2.INTER_LINEAR
+                )
+            # Saturating, rounding add in OpenCV (numpy's clip is several times slower here).
+            channels.append(
+                cv2.add(texture_plane, cv2.multiply(change_plane, unseen), dtype=cv2.CV_8U)
+            )
+        return cv2.merge(channels)
 
 
 def layout_maps(kind: str, model=None) -> UVMaps:
