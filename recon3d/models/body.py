@@ -305,7 +305,7 @@ class BodyModel(torch.nn.Module):
         Visibility, the fill and the mirror map live on the geometry level; only the photo's
         colours are sampled at 2048². A 512² level keeps the seen colours (47.9 dB against a
         1024² level) and the completion of hidden regions (17.40 against 17.36 dB) on real
-        photos at 0.62x the time (``scripts/eval_texture_levels.py``)."""
+        photos at 0.65x the time (``scripts/eval_texture_levels.py``)."""
         from recon3d.texture.layout import rasterize_uv
 
         size = self.texture_size
