@@ -1,0 +1,98 @@
+"""The hidden-limb evaluation of the body network (scripts/eval_body_occlusion.py): its cases,
+covers and summary statistics, on hand-made inputs (no MediaPipe, no reconstruction)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import types
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location(
+        "eval_body_occlusion", ROOT / "scripts/eval_body_occlusion.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _person(visible: set[str]):
+    """A standing person in a 200x400 image: every landmark at a distinct place, ``visible``
+    ones with visibility 0.9, the rest 0.1."""
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.metrics import COCO17_FROM_MEDIAPIPE
+
+    points = np.stack([np.full(33, 100.0), np.linspace(20, 380, 33)], 1).astype(np.float32)
+    # Shoulders and hips set a torso length of 100 px.
+    for name, xy in {
+        "left_shoulder": (130, 100),
+        "right_shoulder": (70, 100),
+        "left_hip": (130, 200),
+        "right_hip": (70, 200),
+        "left_elbow": (150, 150),
+        "left_wrist": (155, 195),
+    }.items():
+        points[POSE_LANDMARKS.index(name)] = xy
+    visibility = np.array([0.9 if n in visible else 0.1 for n in POSE_LANDMARKS], np.float32)
+    person = types.SimpleNamespace(points=points, visibility=visibility)
+    coco = np.c_[points, visibility][list(COCO17_FROM_MEDIAPIPE)]
+    return person, coco
+
+
+def test_cases_only_for_joints_the_uncovered_photo_sees(script) -> None:
+    core = {"left_shoulder", "right_shoulder", "left_hip", "right_hip"}
+    person, coco = _person(core | {"left_elbow", "left_wrist"})
+    image = np.zeros((400, 200, 3), np.uint8)
+    cases = {name: (joints, box) for name, joints, box in script.cases_for(image, person, coco)}
+    assert set(cases) == {"left forearm", "left hand", "left elbow"}
+    joints, box = cases["left elbow"]
+    assert joints == (7,)
+    # The elbow at (150, 150) padded by 0.15 torso lengths (15 px) on each side.
+    assert box == (135, 135, 165, 165)
+
+
+def test_cover_replaces_only_the_box(script) -> None:
+    image = np.zeros((40, 30, 3), np.uint8)
+    patch = np.full((8, 8, 3), 200, np.uint8)
+    covered = script.cover(image, (5, 10, 15, 30), patch)
+    assert (covered[10:30, 5:15] == 200).all()
+    covered[10:30, 5:15] = 0
+    assert not covered.any() and not image.any()
+
+
+def test_box_iou(script) -> None:
+    assert script.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert script.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert script.box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+def test_summary_pairs_cases_and_resamples_sources(script) -> None:
+    rows = []
+    for source in ("a.jpg", "b.jpg", "c.jpg"):
+        for photo in (source, source + " (mirrored)"):
+            for method, error in (("optimisation", 0.4), ("network", 0.3)):
+                rows.append(
+                    {
+                        "source": source,
+                        "photo": photo,
+                        "person": 0,
+                        "case": "left elbow",
+                        "method": method,
+                        "errors": [error],
+                        "box_iou": 0.5,
+                    }
+                )
+    summary = script.summarise(rows, ["optimisation", "network"])
+    assert summary["network"]["cases"] == 6
+    assert summary["network"]["joint_error"] == pytest.approx(0.3)
+    assert summary["network"]["beats_optimisation"] == "6/6"
+    # Every resample of a constant difference is that difference.
+    np.testing.assert_allclose(summary["network"]["change_from_optimisation"], [-0.1] * 3)
+    np.testing.assert_allclose(summary["optimisation"]["change_from_optimisation"], [0.0] * 3)
