@@ -1,5 +1,6 @@
-"""The hidden-limb evaluation of the body network (scripts/eval_body_occlusion.py): its cases,
-covers and summary statistics, on hand-made inputs (no MediaPipe, no reconstruction)."""
+"""The hidden-part evaluations of the networks (scripts/eval_body_occlusion.py,
+scripts/eval_head_occlusion.py): cases, covers and summary statistics on hand-made inputs (no
+detection, no reconstruction)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location(
-        "eval_body_occlusion", ROOT / "scripts/eval_body_occlusion.py"
-    )
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return _load("eval_body_occlusion")
 
 
 def _person(visible: set[str]):
@@ -96,3 +99,17 @@ def test_summary_pairs_cases_and_resamples_sources(script) -> None:
     # Every resample of a constant difference is that difference.
     np.testing.assert_allclose(summary["network"]["change_from_optimisation"], [-0.1] * 3)
     np.testing.assert_allclose(summary["optimisation"]["change_from_optimisation"], [0.0] * 3)
+
+
+def test_head_regions_and_covered_box() -> None:
+    head = _load("eval_head_occlusion")
+    regions = head.regions()
+    assert set(regions) == {"left eye", "right eye", "nose", "mouth"}
+    # MediaPipe's contour sets: disjoint eyes, every index a face-mesh point.
+    assert not set(regions["left eye"]) & set(regions["right eye"])
+    assert all(0 <= i < 478 for r in regions.values() for i in r)
+    points = np.array([[40.0, 50.0], [60.0, 70.0]])
+    size = head.face_size(np.array([[0.0, 0.0], [200.0, 100.0]]))
+    assert size == 200.0
+    # Padded by 5 % of the face size (10 px), clipped to the (80, 65) image.
+    assert head.covered_box(points, (80, 65, 3), size) == (30, 40, 65, 80)
