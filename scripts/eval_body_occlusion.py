@@ -204,6 +204,12 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def source_of(name: str) -> str:
+    """The source of an input for the bootstrap: the photo, or the whole video for its frames
+    (consecutive frames of one person are not independent samples)."""
+    return name.split(" frame ")[0]
+
+
 def inputs(paths: list[pathlib.Path], video_every: int):
     """(name, (H, W, 3) uint8 RGB) of each photo and of every ``video_every``-th video frame."""
     from recon3d.io.image import load_image
@@ -281,7 +287,7 @@ def main(argv=None) -> int:
                     results = {}
                     for method, (pipe, refine) in methods.items():
                         row = {
-                            "source": name,
+                            "source": source_of(name),
                             "photo": label,
                             "person": index,
                             "case": case,
@@ -321,8 +327,8 @@ def summarise(
     """Per method: mean and median hidden-point error, PCK at ``pck`` (unless None), mean IoU
     inside the box (where rows have one), the share of cases where it beats optimisation, and
     the change of the mean error from optimisation with a 95 % bootstrap interval that
-    resamples source images (a photo or frame and its mirror together, as their cases are not
-    independent)."""
+    resamples sources (a photo and its mirror together, a video's frames together, as their
+    cases are not independent)."""
     by_key = {(r["photo"], r["person"], r["case"], r["method"]): r for r in rows}
     keys = sorted({(r["photo"], r["person"], r["case"]) for r in rows})
     source = {(r["photo"], r["person"], r["case"]): r["source"] for r in rows}
@@ -340,10 +346,10 @@ def summarise(
         case_error = np.array([np.mean(r["errors"]) for r in own])
         base = np.array([np.mean(by_key[k + ("optimisation",)]["errors"]) for k in keys])
         diff = case_error - base
-        source_of = np.array([sources.index(source[k]) for k in keys])
+        source_index = np.array([sources.index(source[k]) for k in keys])
         # Per source: sum and count of the case differences, so a resample is a weighted mean.
-        sums = np.bincount(source_of, diff, minlength=len(sources))
-        counts = np.bincount(source_of, minlength=len(sources))
+        sums = np.bincount(source_index, diff, minlength=len(sources))
+        counts = np.bincount(source_index, minlength=len(sources))
         boot = sums[draws].sum(1) / np.maximum(counts[draws].sum(1), 1)
         low, high = np.percentile(boot, [2.5, 97.5])
         ious = [r["box_iou"] for r in own if "box_iou" in r]

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from eval_body_occlusion import cover, inputs, occluder_patch, summarise
+    from eval_body_occlusion import cover, inputs, occluder_patch, source_of, summarise
 
     from recon3d.models.head import HeadModel
     from recon3d.models.head_net import HeadRegressor
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                         predicted = rec.landmarks_2d("mediapipe478")[indices]
                         error = np.linalg.norm(predicted - points[indices], axis=1).mean()
                         row = {
-                            "source": name,
+                            "source": source_of(name),
                             "photo": label,
                             "person": index,
                             "case": case,

@@ -113,3 +113,8 @@ def test_head_regions_and_covered_box() -> None:
     assert size == 200.0
     # Padded by 5 % of the face size (10 px), clipped to the (80, 65) image.
     assert head.covered_box(points, (80, 65, 3), size) == (30, 40, 65, 80)
+
+
+def test_frames_of_one_video_are_one_source(script) -> None:
+    assert script.source_of("carphone.mp4 frame 30") == "carphone.mp4"
+    assert script.source_of("obama.jpg") == "obama.jpg"
