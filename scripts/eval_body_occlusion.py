@@ -21,9 +21,10 @@ MediaPipe no longer finds the person once covered.
 
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/eval_body_occlusion.py \
-        --photos ../shared/data/photos/{obama3.jpg,biden.jpg,camera.png,astronaut.png,obama2.jpg} \
+        --photos ../shared/data/photos/{obama3.jpg,biden.jpg,obama.jpg,obama2.jpg} \
+            ../shared/data/photos/{grace_hopper.jpg,astronaut.png,camera.png,sample1.jpg} \
         --occluder ../shared/data/video/vtest.avi \
-        [--ablation data/body_net_noadv/body_net.safetensors] [--json out.json]
+        [--ablation data/body_net_noadv/body_net.safetensors] [--pictures DIR] [--json out.json]
 """
 
 from __future__ import annotations
