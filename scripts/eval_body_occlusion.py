@@ -205,6 +205,19 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def case_row(name: str, label: str, person: int, case: str, method: str) -> dict:
+    """The identity of one result row, as :func:`summarise` pairs and resamples them: its
+    bootstrap source, the image (``label``: the name, marked when mirrored), the person or
+    face index in it, the hidden region and the method."""
+    return {
+        "source": source_of(name),
+        "photo": label,
+        "person": person,
+        "case": case,
+        "method": method,
+    }
+
+
 def source_of(name: str) -> str:
     """The source of an input for the bootstrap: the photo, or the whole video for its frames
     (consecutive frames of one person are not independent samples)."""
@@ -287,13 +300,7 @@ def main(argv=None) -> int:
                         continue
                     results = {}
                     for method, (pipe, refine) in methods.items():
-                        row = {
-                            "source": source_of(name),
-                            "photo": label,
-                            "person": index,
-                            "case": case,
-                            "method": method,
-                        }
+                        row = case_row(name, label, index, case, method)
                         rec = pipe(
                             covered, refine=refine, person=covered_person, complete_texture=False
                         )

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from eval_body_occlusion import cover, inputs, occluder_patch, source_of, summarise
+    from eval_body_occlusion import case_row, cover, inputs, occluder_patch, summarise
 
     from recon3d.models.head import HeadModel
     from recon3d.models.head_net import HeadRegressor
@@ -136,14 +136,8 @@ def main(argv=None) -> int:
                         rec = pipe(covered, face_index=found, refine=refine, complete_texture=False)
                         predicted = rec.landmarks_2d("mediapipe478")[indices]
                         error = np.linalg.norm(predicted - points[indices], axis=1).mean()
-                        row = {
-                            "source": source_of(name),
-                            "photo": label,
-                            "person": index,
-                            "case": case,
-                            "method": method,
-                            "errors": [round(float(100 * error / size), 3)],
-                        }
+                        row = case_row(name, label, index, case, method)
+                        row["errors"] = [round(float(100 * error / size), 3)]
                         rows.append(row)
                         log.info("%s", row)
     summary = summarise(rows, list(methods), unit="% of the face size", pck=None)
