@@ -279,9 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--network",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="start from the trained network's estimate and refine it briefly (faster, "
-        "better 3D on synthetic people, less close to real photos), or fit from scratch "
-        "(--no-network); default: the release default, fit from scratch",
+        help="start from the trained network's estimate and refine it briefly, or fit from "
+        "scratch (--no-network); default: each target's release default (docs/head_network.md, "
+        "docs/body_network.md)",
     )
     rec.add_argument(
         "--preview",

@@ -257,10 +257,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--pictures", type=pathlib.Path, default=None, help="save a picture per case here"
     )
+    parser.add_argument(
+        "--refine-variants",
+        nargs="*",
+        default=[],
+        help="more refinements of the network's estimate, as t/p/s/w[/h] (sweep_body_refine.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from eval_body_net import load_net
+    from sweep_body_refine import refine_options
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.errors import NoPersonFound
@@ -277,6 +284,11 @@ def main(argv=None) -> int:
         methods[f"{name} only"] = (pipe, False)
         if name == "network":  # the ablation's own refinement adds little; time is short
             methods[f"{name} + refine"] = (pipe, True)
+            for variant in args.refine_variants:
+                other = BodyReconstructionPipeline(
+                    model, network=net, refine_options=refine_options(variant)
+                )
+                methods[f"{name} + refine {variant}"] = (other, True)
     detector = methods["optimisation"][0]
     patch = occluder_patch(args.occluder)
 

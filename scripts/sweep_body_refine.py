@@ -22,14 +22,27 @@ sys.path.insert(0, str(ROOT))
 
 log = logging.getLogger("sweep_body_refine")
 
-#: (torso, pose, silhouette iterations, init_weight); the first is the shipped REFINE_OPTIONS.
-VARIANTS = (
-    (0, 15, 25, 0.05),
-    (0, 25, 40, 0.02),
-    (0, 40, 40, 0.0),
-    (0, 20, 60, 0.0),
-    (20, 40, 40, 0.0),
-)
+#: "torso/pose/silhouette iterations/init_weight[/hidden_init_weight]"; the first is the
+#: refinement shipped before hidden_init_weight existed.
+VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/0")
+
+
+def refine_options(variant: str):
+    """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight]"."""
+    from recon3d.fitting.body_fit import BodyFitOptions
+
+    fields = variant.split("/")
+    if len(fields) not in (4, 5):
+        raise ValueError(f"refinement variant {variant!r} is not t/p/s/w[/h]")
+    t, p, s = (int(f) for f in fields[:3])
+    weights = [float(f) for f in fields[3:]]
+    return BodyFitOptions(
+        torso_iterations=t,
+        pose_iterations=p,
+        silhouette_iterations=s,
+        init_weight=weights[0],
+        hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
+    )
 
 
 def main(argv=None) -> int:
@@ -39,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--net", type=pathlib.Path, default=ROOT / "weights/body_net.safetensors")
     parser.add_argument("--bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_test.npy")
     parser.add_argument("--photos", type=pathlib.Path, nargs="*", default=[])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="t/p/s/w[/h]")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -46,7 +60,7 @@ def main(argv=None) -> int:
     from eval_body_net import body_errors, heldout_people, load_net
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
-    from recon3d.fitting.body_fit import BodyFitOptions, fit_body
+    from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.metrics import keypoint_pck, silhouette_iou
     from recon3d.models.body import BodyModel
@@ -55,12 +69,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
     net = load_net(args.net)
-    variants = {
-        f"{t}/{p}/{s} pull {w}": BodyFitOptions(
-            torso_iterations=t, pose_iterations=p, silhouette_iterations=s, init_weight=w
-        )
-        for t, p, s, w in VARIANTS
-    }
+    variants = {variant: refine_options(variant) for variant in args.variants}
 
     photos: dict[str, list[tuple[float, float]]] = {}
     for photo in args.photos:

@@ -223,6 +223,59 @@ def test_fit_recovers_a_synthetic_pose(body) -> None:
     assert (fitted & mask).sum() / (fitted | mask).sum() > 0.85
 
 
+def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:
+    from recon3d.fitting.body_fit import _unseen_ends
+
+    bones = ["root", "upperarm01.L", "lowerarm01.L", "wrist.L", "lowerarm01.R", "lowerleg01.R"]
+    person = BodyLandmarks(
+        np.zeros((33, 2), np.float32),
+        np.full(33, 0.9, np.float32),
+        np.zeros((33, 3), np.float32),
+        np.ones((8, 8), np.float32),
+        np.array([0, 0, 8, 8], np.float32),
+    )
+    person.visibility[POSE_LANDMARKS.index("left_wrist")] = 0.2
+    person.visibility[POSE_LANDMARKS.index("right_wrist")] = 0.1
+    person.visibility[POSE_LANDMARKS.index("right_ankle")] = 0.6  # seen: above the threshold
+    unseen = _unseen_ends(person, bones, {"right": np.zeros((21, 2))}, threshold=0.5)
+    # Only the left forearm: its wrist is hidden and no hand was found on that side (the right
+    # hand model's wrist stands in for the pose model's).
+    np.testing.assert_allclose(unseen, [0, 0, 0.8, 0, 0, 0], atol=1e-6)
+
+
+def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
+    """A forearm whose wrist MediaPipe does not see: with the hidden-limb pull the short
+    refinement keeps the start's (a network's) forearm; without it the silhouette moves it."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    pose[body.bone("lowerarm01.L")] = (0.0, -0.9, 0.6)
+    shape = np.zeros(body.num_shape, np.float32)
+    person, _ = _synthetic_person(body, pose, shape, K, size)
+    for name in ("left_wrist", "left_index", "left_pinky", "left_thumb"):
+        person.visibility[POSE_LANDMARKS.index(name)] = 0.05
+    forearm = body.bone("lowerarm01.L")
+    start_pose = pose.copy()
+    start_pose[forearm] = (0.0, 0.0, 0.0)  # the start's guess for the hidden forearm
+    # The translation that puts the model where _synthetic_person rendered it.
+    start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
+    moved = {}
+    for hidden_weight in (0.0, 2.0):
+        options = BodyFitOptions(
+            torso_iterations=0,
+            pose_iterations=10,
+            silhouette_iterations=20,
+            hidden_init_weight=hidden_weight,
+        )
+        fit = fit_body(body, person, K, options=options, init=start)
+        moved[hidden_weight] = float(np.linalg.norm(fit.pose[forearm] - start_pose[forearm]))
+    assert moved[2.0] < 0.05
+    assert moved[0.0] > 2 * moved[2.0]
+
+
 def test_hand_detector_finds_a_rendered_hand(body) -> None:
     """MediaPipe's hand model, run on crops around the pose's wrists, finds the hands of a
     rendered body (one arm held out sideways, one hanging), and each hand's wrist and index

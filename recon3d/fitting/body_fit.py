@@ -15,7 +15,8 @@ given. Energy, with image distances normalised by the person's torso length ``s`
       + λ_up (R_root e_y)_z²                               the pelvis stands upright
       + λ_torso Σ relu(r - dist(arm, torso axis))²          forearms stay out of the torso
       + λ_face mean |π(F_k) - f_k|² / s_face²                MediaPipe face mesh, when visible
-      + λ_init |θ - θ_init|²                                near a network's estimate (refinement)
+      + Σ (λ_init + λ_hid (1 - v_j)) |θ_j - θ_j,init|²      near a network's estimate (refinement),
+                                                           more where the bone's end is unseen
 
 ``sdf`` is the signed distance to the mask boundary (distance transforms of the mask and of its
 complement), sampled with ``grid_sample`` at projected vertices, so the silhouette terms need no
@@ -146,6 +147,11 @@ class BodyFitOptions:
     torso_weight: float = 5.0
     upright_weight: float = 0.5
     init_weight: float = 0.0
+    #: Extra pull towards ``init`` for the limb bones whose end landmark MediaPipe does not see
+    #: (elbow for the upper arm, wrist for the forearm...: visibility below
+    #: ``visibility_threshold``), scaled by ``1 - visibility``. There the keypoint term is off
+    #: and the mask says little, so the network's 3D estimate is the better evidence.
+    hidden_init_weight: float = 0.0
     visibility_threshold: float = 0.5
     contour_every: int = 10
 
@@ -251,6 +257,9 @@ def fit_body(
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(init.pose[list(free)], dtype=dtype, device=device)[None]
     init_pose = free_pose[0].detach().clone()
+    unseen = _unseen_ends(person, free_names, hands, opts.visibility_threshold)
+    pull = opts.init_weight + opts.hidden_init_weight * unseen
+    pull_t = torch.as_tensor(pull, dtype=dtype, device=device)[1:, None]
     init_shape = torch.as_tensor(init.shape, dtype=dtype, device=device)[None]
     free_pose.requires_grad_(True)
     translation = torch.tensor(init.translation, dtype=dtype, device=device)[None]
@@ -305,11 +314,10 @@ def fit_body(
         )
 
         rotation_prior = (prior_w * (free_pose[0] ** 2).sum(-1)).sum()
-        if opts.init_weight:
+        if opts.init_weight or opts.hidden_init_weight:
             # Stay near the starting estimate (a network's 3D guess) where 2D says little.
-            losses["init"] = opts.init_weight * (
-                ((free_pose[0, 1:] - init_pose[1:]) ** 2).sum()
-                + ((shape - init_shape) ** 2).sum() * 0.1
+            losses["init"] = (pull_t * (free_pose[0, 1:] - init_pose[1:]) ** 2).sum() + (
+                opts.init_weight * 0.1 * ((shape - init_shape) ** 2).sum()
             )
         # Standing people are upright in level photos: the pelvis's up axis should not tip
         # towards or away from the camera (the spine bones bend for a stooping person).
@@ -405,6 +413,40 @@ def _unobserved(person: BodyLandmarks, threshold: float) -> tuple[set[str], set[
             frozen |= {f"lowerleg01.{side}", f"foot.{side}"}
             hidden |= {f"shin.{side}", f"foot.{side}"}
     return frozen, hidden
+
+
+# Limb bone -> the landmarks at its far end, whose visibility says whether the bone is seen.
+_BONE_ENDS = {
+    "upperarm01": ("elbow",),
+    "lowerarm01": ("wrist",),
+    "wrist": ("index", "pinky"),
+    "upperleg01": ("knee",),
+    "lowerleg01": ("ankle",),
+    "foot": ("heel", "foot_index"),
+}
+
+
+def _unseen_ends(
+    person: BodyLandmarks,
+    bones: list[str],
+    hands: dict[str, np.ndarray] | None,
+    threshold: float,
+) -> np.ndarray:
+    """(len(bones),) ``1 - visibility`` of each limb bone's far end (the mean over its end
+    landmarks) where that is below ``threshold``; 0 for seen ends, for the other bones and for
+    a hand the hand model found."""
+    unseen = np.zeros(len(bones))
+    for i, bone in enumerate(bones):
+        base, _, side = bone.partition(".")
+        if base not in _BONE_ENDS:
+            continue
+        name = "left" if side == "L" else "right"
+        if base in ("lowerarm01", "wrist") and name in (hands or {}):
+            continue
+        ends = [POSE_LANDMARKS.index(f"{name}_{end}") for end in _BONE_ENDS[base]]
+        visibility = float(np.mean(person.visibility[ends]))
+        unseen[i] = 1.0 - visibility if visibility < threshold else 0.0
+    return np.clip(unseen, 0.0, 1.0)
 
 
 def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
