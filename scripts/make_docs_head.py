@@ -28,13 +28,19 @@ PHOTOS = ("grace_hopper.jpg", "obama.jpg", "obama2.jpg", "astronaut.png", "camer
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
+    parser.add_argument(
+        "--network",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start from the head network (default: the release default, as reconstruct())",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     layout = HeadModel.from_pretrained().texture_layout
 
     rows = []
     for name in PHOTOS:
-        rec = reconstruct(ROOT / "tests" / "data" / name, target="head")
+        rec = reconstruct(ROOT / "tests" / "data" / name, target="head", use_network=args.network)
         strip = rec.preview(size=320)
         stem = pathlib.Path(name).stem
         cv2.imwrite(

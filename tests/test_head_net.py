@@ -194,7 +194,7 @@ def test_pipeline_network_path(model, detector) -> None:
 def test_shipped_network_on_heldout_renders(model, detector) -> None:
     """The shipped weights, on fresh held-out renders (seed 2, held-out textures): the network
     alone and refined stay under bars set from a measurement, and beat the optimisation alone
-    (measured on these 12 renders: network 4.66 mm, refined 4.70 mm, optimisation 6.62 mm)."""
+    (measured on these 12 renders: network 4.66 mm, refined 5.16 mm, optimisation 6.62 mm)."""
     from recon3d.fitting.head_fit import fit_head
     from recon3d.metrics import procrustes_error
     from recon3d.pipeline import REFINE_OPTIONS
@@ -232,13 +232,15 @@ def test_shipped_network_on_heldout_renders(model, detector) -> None:
                 )[0].numpy()
             errors[key].append(1000 * procrustes_error(pred.astype(np.float64), gt))
     mean = {k: float(np.mean(v)) for k, v in errors.items()}
-    assert mean["net"] < PVE_BAR_MM and mean["refined"] < PVE_BAR_MM, mean
+    assert mean["net"] < PVE_BAR_MM and mean["refined"] < REFINED_PVE_BAR_MM, mean
     assert mean["refined"] < mean["optimisation"], mean
 
 
-# About 1.2x the means measured on these renders (4.66 and 4.70 mm); on 200 held-out renders
-# the means are 5.33 and 5.46 mm against 7.68 mm for the optimisation (docs/head_network.md).
+# About 1.2x the means measured on these renders (network 4.66 mm, refined 5.16 mm with the
+# default pull 1e-5); on 200 held-out renders the means are 5.33 and 5.97 mm against 7.68 mm
+# for the optimisation (docs/head_network.md).
 PVE_BAR_MM = 5.5
+REFINED_PVE_BAR_MM = 6.2
 
 
 @pytest.mark.slow
