@@ -134,6 +134,27 @@ def test_rasterize_uv_two_triangles() -> None:
     np.testing.assert_allclose(recon, centre, atol=1e-5)
 
 
+def test_barycentric_matrix_interpolates_and_splats() -> None:
+    from recon3d.texture.projection import TextureLayout
+
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    face, bary = rasterize_uv(uv, faces, 16)
+    face[:2] = -1  # some empty texels
+    layout = TextureLayout(face, bary[..., :2], None)
+    matrix = layout.barycentric_matrix(faces, 5)  # a fifth vertex no triangle uses
+    assert matrix.shape == (len(layout.used), 5)
+    values = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    corners = faces[layout.used_face]
+    expected = np.einsum("nk,nkd->nd", layout.used_bary, values[corners])
+    np.testing.assert_allclose(matrix @ values, expected, atol=1e-5)
+    weights = np.random.default_rng(1).random(len(layout.used))
+    splat = np.bincount(corners.ravel(), (layout.used_bary * weights[:, None]).ravel(), 5)
+    np.testing.assert_allclose(matrix.T @ weights, splat, atol=1e-5)
+    assert layout.barycentric_matrix(faces, 5) is matrix  # cached
+    assert layout.barycentric_matrix(faces[:, ::-1].copy(), 5) is not matrix
+
+
 def test_body_layout_and_mirror(body) -> None:
     face, bary = rasterize_uv(body.uv, body.face_uv, 256)
     used = face >= 0

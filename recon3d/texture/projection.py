@@ -68,8 +68,34 @@ class TextureLayout:
         self.seed_threshold = threshold.ravel()[self.used]
         self.vertex_part = vertex_part
         self.coarse = coarse
+        self._barycentric: tuple[np.ndarray, object] | None = None
         if coarse is not None and coarse.vertex_part is None:
             coarse.vertex_part = vertex_part
+
+    def barycentric_matrix(self, faces: np.ndarray, num_vertices: int):
+        """(N, V) sparse matrix whose row n holds the barycentrics of used texel n on the
+        corners of its triangle in ``faces`` (F, 3), V = ``num_vertices``: ``M @ values``
+        interpolates per-vertex values (V, D) at the texels and ``M.T @ weights`` splats texel
+        weights onto the vertices. One sparse product replaces three gathers of (N, D) corners
+        (about 5x faster at 1024²). Cached for the last ``faces`` (a model's faces do not
+        change between calls)."""
+        import scipy.sparse as sp
+
+        cached = self._barycentric
+        if (
+            cached is not None
+            and cached[1].shape[1] == num_vertices
+            and (cached[0] is faces or np.array_equal(cached[0], faces))
+        ):
+            return cached[1]
+        n = len(self.used)
+        tri = np.asarray(faces)[self.used_face]
+        matrix = sp.csr_matrix(
+            (self.used_bary.ravel(), tri.ravel(), np.arange(0, 3 * n + 1, 3)),
+            shape=(n, num_vertices),
+        )
+        self._barycentric = (faces, matrix)
+        return matrix
 
     @functools.cached_property
     def gutter(self) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +163,6 @@ def project_texture(
     normals = vertex_normals(vertices, faces)
     geometry = layout.coarse if layout.coarse is not None else layout
     size = geometry.size
-    tri = faces[geometry.used_face]
     uv_img, weight = _texel_views(
         image.shape[:2], vertices, normals, faces, K, geometry, angle_power, person_mask
     )
@@ -148,7 +173,7 @@ def project_texture(
     conf[geometry.used] = weight
     observed = _remap(image, map_x, map_y, size)
     observed[conf == 0] = 0
-    filled = fill_unseen(observed.astype(np.float32), conf, geometry, tri, vertices, faces)
+    filled = fill_unseen(observed.astype(np.float32), conf, geometry, vertices, faces)
     filled = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
 
     if layout.coarse is not None:
@@ -217,10 +242,10 @@ def _texel_views(
     import cv2
 
     h, w = image_size
-    bary = layout.used_bary
-    tri = faces[layout.used_face]
-    points = _interpolate(bary, vertices, tri)
-    nrm = _interpolate(bary, normals, tri)
+    at_texels = layout.barycentric_matrix(faces, len(vertices)) @ np.c_[vertices, normals].astype(
+        np.float32
+    )
+    points, nrm = at_texels[:, :3], at_texels[:, 3:]
 
     # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
     camera = Camera(K=K, width=w, height=h)
@@ -262,7 +287,6 @@ def fill_unseen(
     observed: np.ndarray,
     conf: np.ndarray,
     layout: TextureLayout,
-    tri: np.ndarray,
     vertices: np.ndarray,
     faces: np.ndarray,
 ) -> np.ndarray:
@@ -272,11 +296,11 @@ def fill_unseen(
         observed: (T*T, 3) float colours, valid where ``conf`` > 0.
         conf: (T*T,) visibility weights.
         layout: the UV layout (used texels, their barycentrics, mirror map, seed thresholds).
-        tri: (N, 3) vertex indices of the triangle under each used texel.
         vertices: (V, 3) mesh vertices; faces: (F, 3) triangles.
     """
-    used, bary, mirror = layout.used, layout.used_bary, layout.mirror
+    used, mirror = layout.used, layout.mirror
     n_vertices = len(vertices)
+    at_texels = layout.barycentric_matrix(faces, n_vertices)
     m = mirror[used]
     m_conf = np.where(m >= 0, conf[np.maximum(m, 0)], 0.0)
     own = conf[used]
@@ -289,18 +313,9 @@ def fill_unseen(
 
     # Per-vertex colour from well-seen texels only (barycentric splatting), then harmonic fill.
     # Texels seen at grazing angles sit on the silhouette, where the photo mixes in background.
-    seed = weight > layout.seed_threshold
-    splat_w = (bary * np.where(seed, weight, 0.0)[:, None]).ravel()
-    corner = tri.ravel()
-    acc_w = np.bincount(corner, splat_w, minlength=n_vertices)
-    corner_colour = np.repeat(colour, 3, axis=0)
-    acc = np.stack(
-        [
-            np.bincount(corner, splat_w * corner_colour[:, c], minlength=n_vertices)
-            for c in range(3)
-        ],
-        1,
-    )
+    seed_w = np.where(weight > layout.seed_threshold, weight, 0.0)
+    splat = at_texels.T @ np.c_[seed_w, seed_w[:, None] * colour]
+    acc_w, acc = splat[:, 0], splat[:, 1:]
     known = acc_w > 1e-3
     vertex_colour = np.zeros((n_vertices, 3))
     vertex_colour[known] = acc[known] / acc_w[known, None]
@@ -311,22 +326,11 @@ def fill_unseen(
             within = edges[part[edges[:, 0]] == part[edges[:, 1]]]
             vertex_colour, known = _harmonic_fill(vertex_colour, known, within, anchor=False)
         vertex_colour, known = _harmonic_fill(vertex_colour, known, edges, anchor=True)
-    interpolated = _interpolate(bary, vertex_colour, tri)
+    interpolated = at_texels @ vertex_colour.astype(np.float32)
 
     out = np.zeros((len(conf), 3), np.float32)
     blend = np.clip(weight / 0.25, 0.0, 1.0)[:, None]
     out[used] = blend * colour + (1 - blend) * interpolated
-    return out
-
-
-def _interpolate(bary: np.ndarray, values: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """(N, D) float32 barycentric interpolation of per-vertex ``values`` (V, D) at (N, 3)
-    barycentrics in the triangles ``tri`` (N, 3); three fused multiply-adds, about 3x faster
-    than ``einsum`` over the gathered (N, 3, D) corners."""
-    v32 = values.astype(np.float32, copy=False)
-    out = bary[:, :1] * v32[tri[:, 0]]
-    out += bary[:, 1:2] * v32[tri[:, 1]]
-    out += bary[:, 2:3] * v32[tri[:, 2]]
     return out
 
 

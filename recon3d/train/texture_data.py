@@ -202,9 +202,8 @@ def _baseline(
     layout = geometry.layout
     size = layout.size
     conf = confidence.reshape(-1).astype(np.float32)
-    tri = geometry.faces[layout.used_face]
     filled = fill_unseen(
-        observed.reshape(-1, 3).astype(np.float32), conf, layout, tri, vertices, geometry.faces
+        observed.reshape(-1, 3).astype(np.float32), conf, layout, vertices, geometry.faces
     )
     filled = np.clip(filled + 0.5, 0, 255).astype(np.uint8).reshape(size, size, 3)
     alpha = np.minimum(confidence * 4.0, 1.0).astype(np.float32)
