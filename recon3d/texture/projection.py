@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recon3d.camera import Camera
 from recon3d.render.renderer import render_mesh
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 # Depth tolerance of the visibility test, relative to the distance (1 cm at 1 m).
 _DEPTH_TOLERANCE = 0.01
@@ -68,11 +72,11 @@ class TextureLayout:
         self.seed_threshold = threshold.ravel()[self.used]
         self.vertex_part = vertex_part
         self.coarse = coarse
-        self._barycentric: tuple[np.ndarray, object] | None = None
+        self._barycentric: tuple[np.ndarray, scipy.sparse.csr_matrix] | None = None
         if coarse is not None and coarse.vertex_part is None:
             coarse.vertex_part = vertex_part
 
-    def barycentric_matrix(self, faces: np.ndarray, num_vertices: int):
+    def barycentric_matrix(self, faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
         """(N, V) sparse matrix whose row n holds the barycentrics of used texel n on the
         corners of its triangle in ``faces`` (F, 3), V = ``num_vertices``: ``M @ values``
         interpolates per-vertex values (V, D) at the texels and ``M.T @ weights`` splats texel
