@@ -28,9 +28,11 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 
 def refine_options(variant: str):
-    """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight]"."""
+    """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]"
+    ("+legs": ``choose_unseen_legs``)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
+    variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
     fields = variant.split("/")
     if len(fields) not in (4, 5):
         raise ValueError(f"refinement variant {variant!r} is not t/p/s/w[/h]")
@@ -42,6 +44,7 @@ def refine_options(variant: str):
         silhouette_iterations=s,
         init_weight=weights[0],
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
+        choose_unseen_legs=legs,
     )
 
 

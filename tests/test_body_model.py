@@ -297,6 +297,37 @@ def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
     assert moved[0.0] > 2 * moved[2.0]
 
 
+def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
+    """A leg MediaPipe does not see stays frozen at its start: with ``choose_unseen_legs`` the
+    start is the guess (a network's, or the rest pose) that puts more of it inside the mask."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    shape = np.zeros(body.num_shape, np.float32)
+    thigh = body.bone("upperleg01.L")
+    one_step = dict(torso_iterations=0, pose_iterations=1, silhouette_iterations=0)
+
+    def fitted_thigh(true_swing: float, guess_swing: float, choose: bool) -> float:
+        pose = np.zeros((body.num_joints, 3), np.float32)
+        pose[thigh] = (0.0, 0.0, true_swing)  # sideways, in the image plane
+        person, _ = _synthetic_person(body, pose, shape, K, size)
+        for name in ("left_knee", "left_ankle", "left_heel", "left_foot_index"):
+            person.visibility[POSE_LANDMARKS.index(name)] = 0.05
+        start_pose = pose.copy()
+        start_pose[thigh] = (0.0, 0.0, guess_swing)
+        start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
+        options = BodyFitOptions(**one_step, choose_unseen_legs=choose)
+        return float(fit_body(body, person, K, options=options, init=start).pose[thigh, 2])
+
+    # Standing person, leg guessed far out: the rest pose lies in the mask, it wins.
+    assert fitted_thigh(0.0, 1.2, choose=True) == pytest.approx(0.0, abs=1e-6)
+    # Leg out to the side in the photo, guessed right: the guess lies in the mask, it stays.
+    assert fitted_thigh(0.6, 0.6, choose=True) == pytest.approx(0.6, abs=1e-6)
+    # Off by default: the start is kept whatever the mask says.
+    assert fitted_thigh(0.0, 1.2, choose=False) == pytest.approx(1.2, abs=1e-6)
+
+
 def test_hand_detector_finds_a_rendered_hand(body) -> None:
     """MediaPipe's hand model, run on crops around the pose's wrists, finds the hands of a
     rendered body (one arm held out sideways, one hanging), and each hand's wrist and index

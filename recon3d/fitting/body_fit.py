@@ -154,6 +154,11 @@ class BodyFitOptions:
     hidden_init_weight: float = 0.0
     visibility_threshold: float = 0.5
     contour_every: int = 10
+    #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
+    #: ``init``'s guess only if it puts more of the leg inside the person mask than the rest pose
+    #: (standing) does and MediaPipe places the knee in the photo; otherwise standing. A no-op
+    #: from the rest pose; matters when ``init`` is a network's guess.
+    choose_unseen_legs: bool = False
 
 
 @dataclass
@@ -254,8 +259,13 @@ def fit_body(
 
     if init is None:
         init = _initialise(model, person, K, target_2d, weight_np, names)
+    start_pose = init.pose
+    if opts.choose_unseen_legs and frozen_names:
+        start_pose = _choose_unseen_legs(
+            model, person, init, frozen_names, hidden_parts, K, sdf, work
+        )
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
-    free_pose = torch.tensor(init.pose[list(free)], dtype=dtype, device=device)[None]
+    free_pose = torch.tensor(start_pose[list(free)], dtype=dtype, device=device)[None]
     init_pose = free_pose[0].detach().clone()
     unseen = _unseen_ends(person, free_names, hands, opts.visibility_threshold)
     pull = opts.init_weight + opts.hidden_init_weight * unseen
@@ -447,6 +457,68 @@ def _unseen_ends(
         visibility = float(np.mean(person.visibility[ends]))
         unseen[i] = 1.0 - visibility if visibility < threshold else 0.0
     return np.clip(unseen, 0.0, 1.0)
+
+
+def _choose_unseen_legs(
+    model: BodyModel,
+    person: BodyLandmarks,
+    init: BodyFit,
+    frozen: set[str],
+    hidden_parts: set[str],
+    K: np.ndarray,
+    sdf: np.ndarray,
+    work: float,
+) -> np.ndarray:
+    """``init.pose`` (J, 3) with each unseen leg's frozen bones set to the rest pose (standing)
+    unless ``init``'s guess puts a larger share of the leg's in-frame vertices inside the person
+    mask (``sdf`` at the working scale ``work``, inside <= 0). Where the mask does not prefer
+    the guess (a tie), and where MediaPipe places the knee outside the photo (the leg is below
+    the frame: nothing speaks for a guess), legs stand, as from the rest pose."""
+    pose = init.pose.copy()
+    part_of_vertex = np.asarray(model.part_names)[model.vertex_part]
+    hh, ww = sdf.shape
+    h, w = person.mask.shape
+    for side, name in (("L", "left"), ("R", "right")):
+        if not any(b.endswith(f".{side}") for b in frozen):
+            continue
+        parts = [p for p in hidden_parts if p.endswith(f".{side}")]
+        # The frozen bones and the twist and toe bones below them (a network sets those too).
+        chain = ("upperleg", "lowerleg", "foot", "toe")
+        if f"upperleg01.{side}" not in frozen:
+            chain = chain[1:]
+        bones = [
+            i
+            for i, label in enumerate(model.bone_labels)
+            if label.endswith(f".{side}") and label.startswith(chain)
+        ]
+        rest = pose.copy()
+        rest[bones] = 0.0
+        if np.allclose(rest[bones], pose[bones]):
+            continue
+        knee_x, knee_y = person.points[POSE_LANDMARKS.index(f"{name}_knee")]
+        if not (0 <= knee_x < w and 0 <= knee_y < h):
+            pose[bones] = 0.0
+            continue
+        leg = np.isin(part_of_vertex, parts)
+        with torch.no_grad():
+            dev = model.mean_vertices.device
+            out = model(
+                torch.as_tensor(np.repeat(init.shape[None], 2, 0), device=dev),
+                torch.as_tensor(np.stack([pose, rest]), device=dev),
+                torch.as_tensor(np.repeat(init.translation[None], 2, 0), device=dev),
+            )
+        inside_share = []
+        for vertices in out.vertices[:, torch.as_tensor(leg, device=dev)].cpu().numpy():
+            p = vertices @ K.T
+            uv = p[:, :2] / np.maximum(p[:, 2:], 1e-6) * work
+            x, y = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
+            in_frame = (x >= 0) & (x < ww) & (y >= 0) & (y < hh)
+            inside_share.append(
+                float((sdf[y[in_frame], x[in_frame]] <= 0).mean()) if in_frame.any() else -1.0
+            )
+        if not inside_share[0] > inside_share[1]:
+            pose[bones] = 0.0
+    return pose
 
 
 def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
