@@ -239,6 +239,25 @@ def inputs(paths: list[pathlib.Path], video_every: int):
             yield path.name, load_image(path)
 
 
+def picture_arguments(description: str, argv=None) -> argparse.Namespace:
+    """Arguments of the docs-picture scripts of both occlusion evaluations: ``--out``, the
+    shared photos and the occluder video."""
+    shared = ROOT.parent / "shared" / "data"
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--photos", type=pathlib.Path, default=shared / "photos")
+    parser.add_argument("--occluder", type=pathlib.Path, default=shared / "video" / "vtest.avi")
+    return parser.parse_args(argv)
+
+
+def compared_methods(pipeline_class, labels: tuple[str, str, str]) -> dict:
+    """label -> (pipeline, refine) for optimisation only, the network alone and the network +
+    refinement, in that order, from ``pipeline_class.from_pretrained``."""
+    plain = pipeline_class.from_pretrained(use_network=False)
+    with_net = pipeline_class.from_pretrained(use_network=True)
+    return dict(zip(labels, ((plain, True), (with_net, False), (with_net, True)), strict=True))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -7,7 +7,6 @@ Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_body_occlusion.py [--out 
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
@@ -17,34 +16,32 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 #: (photo, hidden region): the left elbows of the cameraman and of obama.jpg.
 CASES = (("camera.png", "left elbow"), ("obama.jpg", "left elbow"))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
-    parser.add_argument("--photos", type=pathlib.Path, default=PHOTOS)
-    parser.add_argument(
-        "--occluder", type=pathlib.Path, default=ROOT.parent / "shared/data/video/vtest.avi"
-    )
-    args = parser.parse_args(argv)
-
     import cv2
-    from eval_body_occlusion import cases_for, cover, occluder_patch, picture, same_person
+    from eval_body_occlusion import (
+        cases_for,
+        compared_methods,
+        cover,
+        occluder_patch,
+        picture,
+        picture_arguments,
+        same_person,
+    )
+
+    args = picture_arguments(__doc__.split("\n\n")[0], argv)
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.io.image import load_image
     from recon3d.metrics import COCO17_FROM_MEDIAPIPE
 
-    plain = BodyReconstructionPipeline.from_pretrained(use_network=False)
-    with_net = BodyReconstructionPipeline.from_pretrained(use_network=True)
-    methods = {
-        "optimisation": (plain, True),
-        "network only": (with_net, False),
-        "network + refine": (with_net, True),
-    }
+    methods = compared_methods(
+        BodyReconstructionPipeline, ("optimisation", "network only", "network + refine")
+    )
+    plain = methods["optimisation"][0]
     patch = occluder_patch(args.occluder)
     rows = []
     for photo, wanted in CASES:

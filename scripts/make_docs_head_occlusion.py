@@ -8,7 +8,6 @@ Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_head_occlusion.py [--out 
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
@@ -18,7 +17,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 #: (photo, hidden region): biden's mouth (the networks win), obama2's left eye (optimisation
 #: wins), from the 172-case run in docs/head_network.md.
 CASES = (("biden.jpg", "mouth"), ("obama2.jpg", "left eye"))
@@ -26,28 +24,19 @@ TILE = 300
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
-    parser.add_argument("--photos", type=pathlib.Path, default=PHOTOS)
-    parser.add_argument(
-        "--occluder", type=pathlib.Path, default=ROOT.parent / "shared/data/video/vtest.avi"
-    )
-    args = parser.parse_args(argv)
-
     import cv2
-    from eval_body_occlusion import cover, occluder_patch
+    from eval_body_occlusion import compared_methods, cover, occluder_patch, picture_arguments
     from eval_head_occlusion import covered_box, face_size, matching_face, regions
 
     from recon3d.io.image import load_image
     from recon3d.pipeline import HeadReconstructionPipeline
 
-    plain = HeadReconstructionPipeline.from_pretrained(use_network=False)
-    net = HeadReconstructionPipeline.from_pretrained(use_network=True)
-    methods = {
-        "(a) optimisation": (plain, True),
-        "(b) network only": (net, False),
-        "(c) network + refine": (net, True),
-    }
+    args = picture_arguments(__doc__.split("\n\n")[0], argv)
+    methods = compared_methods(
+        HeadReconstructionPipeline,
+        ("(a) optimisation", "(b) network only", "(c) network + refine"),
+    )
+    plain = methods["(a) optimisation"][0]
     patch = occluder_patch(args.occluder)
     hidden = regions()
     rows = []
