@@ -202,17 +202,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def heldout_people(model, detector, rng, bank, n: int):
+def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0):
     """The held-out synthetic people, one by one: ``n`` draws of the synthetic generator that
     MediaPipe's pose model detects (the others are skipped), as (sample, person, ground-truth
-    vertices (V, 3), ground-truth COCO joints (17, 3))."""
+    vertices (V, 3), ground-truth COCO joints (17, 3)). ``cut_off``: the share of portrait
+    framings (cut at the thighs or knees), 0 for the whole body in every frame."""
     import torch
 
     from recon3d.train.synthetic import random_sample, render_sample
 
     done = 0
     while done < n:
-        sample = random_sample(model, rng, bank)
+        sample = random_sample(model, rng, bank, cut_off)
         image, _ = render_sample(model, sample, rng, [])
         try:
             person = detector.detect(image)

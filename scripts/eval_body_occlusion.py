@@ -30,10 +30,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import pathlib
 import sys
+from unittest import mock
 
 import numpy as np
 
@@ -280,24 +282,33 @@ def main(argv=None) -> int:
         "--refine-variants",
         nargs="*",
         default=[],
-        help="more refinements of the network's estimate, as t/p/s/w[/h] (sweep_body_refine.py)",
+        help="more refinements of the network's estimate, as t/p/s/w[/h][+legs][+netheight] "
+        "(sweep_body_refine.py)",
+    )
+    parser.add_argument(
+        "--regions",
+        nargs="*",
+        default=sorted({case.split(" ", 1)[1] for case in CASES}),
+        help="hidden regions to score (default: all)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from eval_body_net import load_net
-    from sweep_body_refine import refine_options
+    from sweep_body_refine import estimate_options, refine_options
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.errors import NoPersonFound
     from recon3d.metrics import COCO17_FROM_MEDIAPIPE
     from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import predict_fit
 
     model = BodyModel.from_pretrained()
     nets = {"network": load_net(args.net)}
     if args.ablation:
         nets["no-prior network"] = load_net(args.ablation)
     methods = {"optimisation": (BodyReconstructionPipeline(model), True)}
+    estimates = {}  # method -> predict_fit options, where not the default
     for name, net in nets.items():
         pipe = BodyReconstructionPipeline(model, network=net)
         methods[f"{name} only"] = (pipe, False)
@@ -308,6 +319,7 @@ def main(argv=None) -> int:
                     model, network=net, refine_options=refine_options(variant)
                 )
                 methods[f"{name} + refine {variant}"] = (other, True)
+                estimates[f"{name} + refine {variant}"] = estimate_options(variant)
     detector = methods["optimisation"][0]
     patch = occluder_patch(args.occluder)
 
@@ -323,6 +335,8 @@ def main(argv=None) -> int:
                 coco = np.c_[person.points, person.visibility][list(COCO17_FROM_MEDIAPIPE)]
                 torso = torso_length(coco)
                 for case, joints, box in cases_for(image, person, coco):
+                    if case.split(" ", 1)[1] not in args.regions:
+                        continue
                     covered = cover(image, box, patch)
                     covered_person = same_person(detector, covered, person.box)
                     if covered_person is None:
@@ -332,9 +346,14 @@ def main(argv=None) -> int:
                     results = {}
                     for method, (pipe, refine) in methods.items():
                         row = case_row(name, label, index, case, method)
-                        rec = pipe(
-                            covered, refine=refine, person=covered_person, complete_texture=False
-                        )
+                        estimate = functools.partial(predict_fit, **estimates.get(method, {}))
+                        with mock.patch("recon3d.body_pipeline.predict_fit", estimate):
+                            rec = pipe(
+                                covered,
+                                refine=refine,
+                                person=covered_person,
+                                complete_texture=False,
+                            )
                         row.update(score(rec, joints, coco, torso, box, person.mask))
                         results[method] = rec
                         rows.append(row)

@@ -52,6 +52,22 @@ def test_sizes_and_names(body) -> None:
     assert nose[2] < body.mean_joints[0, 2]
 
 
+def test_with_height_sets_the_standing_height_with_the_smallest_change(body) -> None:
+    shape = np.random.default_rng(0).normal(0, 1, body.num_shape).astype(np.float32)
+    taller = body.with_height(shape, 1.80)
+    assert body.height(taller) == pytest.approx(1.80, abs=1e-4)
+    # The smallest change is along the height's gradient, in the coefficients' units.
+    change = (taller - shape).astype(np.float64)
+    gradient = body.height_from_shape[:-1]
+    cosine = change @ gradient / np.linalg.norm(change) / np.linalg.norm(gradient)
+    assert cosine == pytest.approx(1.0, abs=1e-4)
+    # The rest mesh measures that height, head to soles.
+    with torch.no_grad():
+        rest, _ = body.rest(torch.as_tensor(taller)[None])
+    extent = float(rest[0, :, 1].max() - rest[0, :, 1].min())
+    assert extent == pytest.approx(1.80, abs=0.03)
+
+
 def test_collapsed_skeleton_matches_full(body) -> None:
     """Posing only the fitted bones through the collapsed skeleton equals the full rig with
     every other bone at rest."""
@@ -299,7 +315,7 @@ def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
 
 def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     """A leg MediaPipe does not see stays frozen at its start: with ``choose_unseen_legs`` the
-    start is the guess (a network's, or the rest pose) that puts more of it inside the mask."""
+    start is the rest pose where that puts more of it inside the mask, else the guess."""
     from recon3d.fitting.body_fit import BodyFit
 
     size = (600, 900)
@@ -308,10 +324,15 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     thigh = body.bone("upperleg01.L")
     one_step = dict(torso_iterations=0, pose_iterations=1, silhouette_iterations=0)
 
-    def fitted_thigh(true_swing: float, guess_swing: float, choose: bool) -> float:
+    def fitted_thigh(
+        true_swing: float, guess_swing: float, choose: bool, covered: bool = False
+    ) -> float:
         pose = np.zeros((body.num_joints, 3), np.float32)
         pose[thigh] = (0.0, 0.0, true_swing)  # sideways, in the image plane
         person, _ = _synthetic_person(body, pose, shape, K, size)
+        if covered:  # something in front of the legs: the mask stops at the hips
+            hip = person.points[POSE_LANDMARKS.index("left_hip"), 1]
+            person.mask[int(hip) :] = 0
         for name in ("left_knee", "left_ankle", "left_heel", "left_foot_index"):
             person.visibility[POSE_LANDMARKS.index(name)] = 0.05
         start_pose = pose.copy()
@@ -324,6 +345,8 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     assert fitted_thigh(0.0, 1.2, choose=True) == pytest.approx(0.0, abs=1e-6)
     # Leg out to the side in the photo, guessed right: the guess lies in the mask, it stays.
     assert fitted_thigh(0.6, 0.6, choose=True) == pytest.approx(0.6, abs=1e-6)
+    # Legs covered: neither lies in the mask, a tie; the guess stays.
+    assert fitted_thigh(0.0, 0.6, choose=True, covered=True) == pytest.approx(0.6, abs=1e-6)
     # Off by default: the start is kept whatever the mask says.
     assert fitted_thigh(0.0, 1.2, choose=False) == pytest.approx(1.2, abs=1e-6)
 

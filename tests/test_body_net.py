@@ -263,6 +263,41 @@ def test_predict_fit_rejects_bad_options() -> None:
         predict_fit(net, model, _person(0), K, limbs="guess")
     with pytest.raises(ValueError, match='needs align="torso"'):
         predict_fit(net, model, _person(0), K, align="none")
+    with pytest.raises(ValueError, match="height must be one of"):
+        predict_fit(net, model, _person(0), K, height="tall")
+
+
+def test_unseen_ankles_give_the_mean_height() -> None:
+    """Without an ankle in the photo the estimate stands as tall as the mean body, keeping the
+    rest of the network's shape; with one, the network's shape is kept whole."""
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.models.body import BodyModel
+
+    torch.manual_seed(0)
+    model = BodyModel.from_pretrained()
+    net = BodyRegressor().eval()
+    with torch.no_grad():  # a network that guesses a short person
+        net.head.bias[net.num_bones * 6] = -1.5
+    K = np.array([[150.0, 0, 45], [0, 150.0, 60], [0, 0, 1]])
+    legs = [
+        POSE_LANDMARKS.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")
+    ]
+    person = _person(3)
+    person.visibility[legs] = 0.1
+    guess = predict_fit(net, model, person, K, height="network")
+    fit = predict_fit(net, model, person, K)
+    mean_height = model.height(np.zeros(model.num_shape))
+    assert model.height(guess.shape) < mean_height - 0.2
+    assert model.height(fit.shape) == pytest.approx(mean_height, abs=1e-3)
+    np.testing.assert_allclose(fit.shape, model.with_height(guess.shape, mean_height), atol=1e-6)
+    for seen_landmark in legs[2:]:  # the ankles
+        person.visibility[legs] = 0.1
+        person.visibility[seen_landmark] = 0.9
+        person.points[seen_landmark] = (40, 100)
+        seen = predict_fit(net, model, person, K)
+        kept = predict_fit(net, model, person, K, height="network")
+        np.testing.assert_allclose(seen.shape, kept.shape)
+        assert model.height(seen.shape) < mean_height - 0.2
 
 
 @pytest.mark.slow

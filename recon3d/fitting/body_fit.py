@@ -28,6 +28,7 @@ size in pixels.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,10 @@ from recon3d.fitting.head_fit import FACE_OVAL, IRIS
 from recon3d.keypoints.base import FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
+
+_log = logging.getLogger(__name__)
+#: Shares of a leg inside the mask that differ by less than this are a tie (edge pixels).
+_LEG_TIE = 0.05
 
 # MediaPipe pose landmark -> body-model keypoint (COCO-WholeBody names and hand points).
 MEDIAPIPE_TO_MODEL = {
@@ -155,9 +160,10 @@ class BodyFitOptions:
     visibility_threshold: float = 0.5
     contour_every: int = 10
     #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
-    #: ``init``'s guess only if it puts more of the leg inside the person mask than the rest pose
-    #: (standing) does and MediaPipe places the knee in the photo; otherwise standing. A no-op
-    #: from the rest pose; matters when ``init`` is a network's guess.
+    #: the rest pose (standing) where MediaPipe places the knee outside the photo, or where
+    #: standing puts more of the leg inside the person mask than ``init``'s guess does;
+    #: otherwise, ties included, from the guess. A no-op from the rest pose; matters when
+    #: ``init`` is a network's guess.
     choose_unseen_legs: bool = False
 
 
@@ -470,10 +476,12 @@ def _choose_unseen_legs(
     work: float,
 ) -> np.ndarray:
     """``init.pose`` (J, 3) with each unseen leg's frozen bones set to the rest pose (standing)
-    unless ``init``'s guess puts a larger share of the leg's in-frame vertices inside the person
-    mask (``sdf`` at the working scale ``work``, inside <= 0). Where the mask does not prefer
-    the guess (a tie), and where MediaPipe places the knee outside the photo (the leg is below
-    the frame: nothing speaks for a guess), legs stand, as from the rest pose."""
+    where standing puts a larger share of the leg's in-frame vertices inside the person mask
+    (``sdf`` at the working scale ``work``, inside <= 0) than ``init``'s guess, and where
+    MediaPipe places the knee outside the photo (the leg is below the frame: nothing speaks for
+    a guess). Where the mask prefers neither (shares within :data:`_LEG_TIE`, as when something
+    covers the leg), the guess stays: on real photos with a knee or lower leg covered, the
+    network's guess places the hidden joints better than standing (docs/body_network.md)."""
     pose = init.pose.copy()
     part_of_vertex = np.asarray(model.part_names)[model.vertex_part]
     hh, ww = sdf.shape
@@ -516,7 +524,12 @@ def _choose_unseen_legs(
             inside_share.append(
                 float((sdf[y[in_frame], x[in_frame]] <= 0).mean()) if in_frame.any() else -1.0
             )
-        if not inside_share[0] > inside_share[1]:
+        _log.debug(
+            "unseen %s leg: %.3f of the guess inside the mask, %.3f standing",
+            name,
+            *inside_share,
+        )
+        if inside_share[1] > inside_share[0] + _LEG_TIE:
             pose[bones] = 0.0
     return pose
 

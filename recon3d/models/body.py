@@ -283,6 +283,13 @@ class BodyModel(torch.nn.Module):
         """Standing height in metres (top of the head to the soles) for (num_shape,) coeffs."""
         return float(self.height_from_shape[:-1] @ shape + self.height_from_shape[-1])
 
+    def with_height(self, shape: np.ndarray, height: float) -> np.ndarray:
+        """(num_shape,) coefficients with the standing ``height`` (metres): ``shape`` moved by the
+        smallest change (in the coefficients' standard deviations) that gives that height."""
+        gradient = self.height_from_shape[:-1]
+        change = (height - self.height(shape)) / float(gradient @ gradient)
+        return (np.asarray(shape, np.float64) + change * gradient).astype(np.float32)
+
     # -- landmarks and texture ------------------------------------------------------------
     @functools.cached_property
     def landmarks(self) -> dict[str, VertexRegressor | SurfacePoints]:
