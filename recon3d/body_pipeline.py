@@ -33,7 +33,7 @@ STAGES = ("decode", "front end", "fit", "texture", "completion")
 #: Whether :meth:`BodyReconstructionPipeline.from_pretrained` (and so ``reconstruct``) starts
 #: from the body network. Measured in docs/body_network.md: against the fit from scratch it
 #: lowers the 3D error on held-out synthetic people and completes hidden limbs of real photos
-#: better, and fits the unaltered photos as closely.
+#: better, and fits the unaltered photos about as closely.
 USE_NETWORK_BY_DEFAULT = True
 #: The fit that refines the network's estimate: no rigid warm-up, 20 pose and 40 silhouette
 #: iterations (60 measured the same within noise, and slower), a pull towards the network's pose

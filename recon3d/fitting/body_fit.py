@@ -377,7 +377,9 @@ def fit_body(
                 c2d = uv_work[contour]
                 # Nearest projected contour vertex of each mask boundary point (a k-d tree:
                 # the dense distance matrix was an eighth of the fit's time).
-                tree = cKDTree(c2d.detach().cpu().numpy())
+                points = c2d.detach().cpu().numpy()
+                # A vertex at the camera plane projects to infinity; the tree needs finite points.
+                tree = cKDTree(np.nan_to_num(points, nan=1e9, posinf=1e9, neginf=-1e9))
                 nearest = torch.as_tensor(tree.query(boundary)[1], device=device)
                 dist2 = ((boundary_t - c2d[nearest]) ** 2).sum(-1) / scale_work**2
                 losses["cover"] = opts.cover_weight * dist2.mean()
