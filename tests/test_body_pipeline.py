@@ -82,6 +82,8 @@ def test_upper_body_photo_gives_a_standing_body() -> None:
     assert 0.6 < np.linalg.norm(leg) < 1.1
     assert leg[1] / np.linalg.norm(leg) > 0.9
     assert keypoint_pck(rec) >= 0.9
+    # An adult's height, though the photo does not show it (the network alone guessed 1.3 m).
+    assert 1.5 < rec.params["height_m"] < 2.0
 
 
 @pytest.mark.parametrize(
