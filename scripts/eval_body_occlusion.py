@@ -30,12 +30,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import pathlib
 import sys
-from unittest import mock
 
 import numpy as np
 
@@ -295,20 +293,19 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from eval_body_net import load_net
-    from sweep_body_refine import estimate_options, refine_options
+    from sweep_body_refine import estimating, refine_options
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.errors import NoPersonFound
     from recon3d.metrics import COCO17_FROM_MEDIAPIPE
     from recon3d.models.body import BodyModel
-    from recon3d.models.body_net import predict_fit
 
     model = BodyModel.from_pretrained()
     nets = {"network": load_net(args.net)}
     if args.ablation:
         nets["no-prior network"] = load_net(args.ablation)
     methods = {"optimisation": (BodyReconstructionPipeline(model), True)}
-    estimates = {}  # method -> predict_fit options, where not the default
+    variants = {}  # method -> its refinement variant, which may change the estimate
     for name, net in nets.items():
         pipe = BodyReconstructionPipeline(model, network=net)
         methods[f"{name} only"] = (pipe, False)
@@ -319,7 +316,7 @@ def main(argv=None) -> int:
                     model, network=net, refine_options=refine_options(variant)
                 )
                 methods[f"{name} + refine {variant}"] = (other, True)
-                estimates[f"{name} + refine {variant}"] = estimate_options(variant)
+                variants[f"{name} + refine {variant}"] = variant
     detector = methods["optimisation"][0]
     patch = occluder_patch(args.occluder)
 
@@ -346,8 +343,7 @@ def main(argv=None) -> int:
                     results = {}
                     for method, (pipe, refine) in methods.items():
                         row = case_row(name, label, index, case, method)
-                        estimate = functools.partial(predict_fit, **estimates.get(method, {}))
-                        with mock.patch("recon3d.body_pipeline.predict_fit", estimate):
+                        with estimating(variants.get(method, "")):
                             rec = pipe(
                                 covered,
                                 refine=refine,
