@@ -34,11 +34,13 @@ from recon3d.texture.projection import (
 
 __all__ = [
     "LayoutGeometry",
+    "Outfit",
     "PartialTexture",
     "Sample",
     "extra_mask",
     "head_geometry",
     "body_geometry",
+    "dress_body",
     "procedural_texture",
     "random_view",
     "real_partial",
@@ -316,6 +318,68 @@ def _pattern(points: np.ndarray, rng: np.random.Generator, base: np.ndarray) -> 
     return colour
 
 
+@dataclasses.dataclass
+class Outfit:
+    """A random person's clothes and hair at N surface points: ``colour`` (N, 3) float RGB,
+    unshaded, and the (N,) bool masks of what covers the body (``shirt``, ``trousers``,
+    ``shoes``, ``hair``) for renderers that give them thickness."""
+
+    colour: np.ndarray
+    shirt: np.ndarray
+    trousers: np.ndarray
+    shoes: np.ndarray
+    hair: np.ndarray
+
+
+def dress_body(
+    points: np.ndarray,
+    part: np.ndarray,
+    rng: np.random.Generator,
+    skin: np.ndarray,
+    hair: np.ndarray,
+) -> Outfit:
+    """Clothes and hair for body points: a shirt (short or long sleeves) and trousers (short or
+    long), each solid or patterned, shoes, a hairline and hair at the back of the head (or
+    bald), skin elsewhere.
+
+    Args:
+        points: (N, 3) rest-pose surface points, model frame (y down, facing -z).
+        part: (N,) body part names (``BODY_PARTS``; ``"eyes"`` and ``"mouth"`` too).
+        rng: the random generator.
+        skin, hair: (3,) RGB colours.
+    """
+    y = points[:, 1]
+    colour = np.broadcast_to(skin, (len(points), 3)).copy()
+    top_colour = _random_colour(rng)
+    bottom_colour = _random_colour(rng)
+    long_sleeves, long_legs = rng.random() < 0.5, rng.random() < 0.7
+    shirt = np.isin(part, ["torso", "upperarm.L", "upperarm.R"])
+    if long_sleeves:
+        shirt |= np.isin(part, ["forearm.L", "forearm.R"])
+    # The torso's lower part belongs to the trousers.
+    hips = (part == "torso") & (y > np.quantile(y[part == "torso"], rng.uniform(0.75, 0.9)))
+    trousers = np.isin(part, ["thigh.L", "thigh.R"]) | hips
+    if long_legs:
+        trousers |= np.isin(part, ["shin.L", "shin.R"])
+    shirt &= ~trousers
+    colour[shirt] = _pattern(points[shirt], rng, top_colour)
+    colour[trousers] = _pattern(points[trousers], rng, bottom_colour)
+    feet = np.isin(part, ["foot.L", "foot.R"])
+    colour[feet] = _random_colour(rng) * 0.6
+    head = part == "head"
+    head_top = float(y[head].min())
+    head_len = float(y[head].max()) - head_top
+    hairline = head_top + rng.uniform(0.08, 0.3) * head_len
+    back = points[:, 2] > np.median(points[head, 2])
+    hairy = head & ((y < hairline) | back & (y < head_top + rng.uniform(0.3, 0.8) * head_len))
+    if rng.random() < 0.1:
+        hairy[:] = False
+    colour[hairy] = hair
+    colour[part == "eyes"] = (235, 235, 235)
+    colour[part == "mouth"] = skin * np.array([0.85, 0.55, 0.55])
+    return Outfit(colour, shirt, trousers, feet, hairy)
+
+
 def procedural_texture(geometry: LayoutGeometry, rng: np.random.Generator) -> np.ndarray:
     """(T, T, 3) uint8 complete texture of a random person in the layout of ``geometry``."""
     from recon3d.texture.completion import BODY_PARTS, HEAD_PARTS
@@ -344,32 +408,7 @@ def procedural_texture(geometry: LayoutGeometry, rng: np.random.Generator) -> np
             colour[chin] = 0.6 * colour[chin] + 0.4 * hair
     else:
         part = np.asarray(BODY_PARTS)[np.minimum(labels, len(BODY_PARTS) - 1)]
-        top_colour = _random_colour(rng)
-        bottom_colour = _random_colour(rng)
-        long_sleeves, long_legs = rng.random() < 0.5, rng.random() < 0.7
-        shirt = np.isin(part, ["torso", "upperarm.L", "upperarm.R"])
-        if long_sleeves:
-            shirt |= np.isin(part, ["forearm.L", "forearm.R"])
-        # The torso's lower part belongs to the trousers.
-        hips = (part == "torso") & (y > np.quantile(y[part == "torso"], rng.uniform(0.75, 0.9)))
-        trousers = np.isin(part, ["thigh.L", "thigh.R"]) | hips
-        if long_legs:
-            trousers |= np.isin(part, ["shin.L", "shin.R"])
-        colour[shirt] = _pattern(points[shirt], rng, top_colour)
-        colour[trousers] = _pattern(points[trousers], rng, bottom_colour)
-        feet = np.isin(part, ["foot.L", "foot.R"])
-        colour[feet] = _random_colour(rng) * 0.6
-        head = part == "head"
-        head_top = float(y[head].min())
-        head_len = float(y[head].max()) - head_top
-        hairline = head_top + rng.uniform(0.08, 0.3) * head_len
-        back = points[:, 2] > np.median(points[head, 2])
-        hairy = head & ((y < hairline) | back & (y < head_top + rng.uniform(0.3, 0.8) * head_len))
-        if rng.random() < 0.1:
-            hairy[:] = False
-        colour[hairy] = hair
-        colour[part == "eyes"] = (235, 235, 235)
-        colour[part == "mouth"] = skin * np.array([0.85, 0.55, 0.55])
+        colour = dress_body(points, part, rng, skin, hair).colour
     # Shading: a random key light plus ambient, and low-frequency brightness variation.
     light = rng.normal(size=3)
     light[2] = -abs(light[2])
