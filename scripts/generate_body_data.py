@@ -2,7 +2,8 @@
 
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/generate_body_data.py --out data/body_train --seed 1 \
-        --start 0 --stop 40 [--shard-size 100] [--mocap-bank data/mocap_bank_train.npy]
+        --start 0 --stop 40 [--shard-size 100] [--mocap-bank data/mocap_bank_train.npy] \
+        [--cut-off 0.6] [--clothed]
 
 Run several processes on disjoint ``--start/--stop`` ranges to use more cores; a stopped run
 resumes where it was (existing shards are skipped). Backgrounds: frames of the street video in
@@ -34,6 +35,9 @@ def main(argv=None) -> int:
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--mocap-bank", type=pathlib.Path, default=None)
     parser.add_argument("--cut-off", type=float, default=0.0, help="share of portrait framings")
+    parser.add_argument(
+        "--clothed", action="store_true", help="dress every person: clothes and hair with thickness"
+    )
     parser.add_argument(
         "--video",
         type=pathlib.Path,
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
             args.shard_size,
             bank,
             args.cut_off,
+            args.clothed,
         )
         if path is not None:
             with np.load(path) as shard:

@@ -300,6 +300,30 @@ def test_unseen_ankles_give_the_mean_height() -> None:
         assert model.height(seen.shape) < mean_height - 0.2
 
 
+def test_clothed_render_covers_the_body_and_is_deterministic() -> None:
+    """A dressed person (clothes and hair with thickness) covers the bare body's pixels and
+    more; the same generator gives the same render, and the outfit's masks are disjoint."""
+    from recon3d.models.body import BodyModel
+    from recon3d.train.synthetic import random_sample, render_sample
+    from recon3d.train.texture_data import dress_body
+
+    model = BodyModel.from_pretrained()
+    sample = random_sample(model, np.random.default_rng(4))
+    bare = render_sample(model, sample, np.random.default_rng(1), [])[1]
+    image, clothed = render_sample(model, sample, np.random.default_rng(1), [], clothed=True)
+    again, _ = render_sample(model, sample, np.random.default_rng(1), [], clothed=True)
+    np.testing.assert_array_equal(image, again)
+    assert (clothed & bare).sum() >= 0.99 * bare.sum()
+    assert clothed.sum() > 1.03 * bare.sum()
+
+    part = np.asarray(model.part_names)[model.vertex_part]
+    points = model.mean_vertices.numpy().astype(np.float64)
+    outfit = dress_body(points, part, np.random.default_rng(2), np.full(3, 200.0), np.zeros(3))
+    assert outfit.colour.shape == (model.num_vertices, 3)
+    assert not (outfit.shirt & outfit.trousers).any()
+    assert not (outfit.hair & (part != "head")).any()
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_train_and_resume(tmp_path) -> None:
     """A tiny shard of real synthetic data (MediaPipe on renders), then 1 epoch under torchrun

@@ -142,9 +142,15 @@ def render_sample(
     sample: SyntheticSample,
     rng: np.random.Generator,
     backgrounds: Sequence[np.ndarray],
+    clothed: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render a sample over a background crop: RGB (H, W, 3) uint8 and the person's (H, W) bool
-    coverage."""
+    coverage.
+
+    ``clothed=False`` paints flat per-part colours on the bare body. ``clothed=True`` dresses it
+    (:func:`dress`): patterned clothes and hair, each with a thickness, so that the silhouette
+    and the appearance MediaPipe sees are those of a clothed person while the ground truth stays
+    the body underneath."""
     from recon3d.render.renderer import render_mesh
 
     w, h = IMAGE_SIZE
@@ -155,7 +161,10 @@ def render_sample(
             torch.as_tensor(sample.translation, dtype=torch.float32)[None],
         )
     verts = out.vertices[0].numpy().astype(np.float64)
-    colours = _part_colours(model, rng)
+    if clothed:
+        verts, colours = dress(model, verts, rng)
+    else:
+        colours = _part_colours(model, rng)
     rendered = render_mesh(
         verts, model.faces, sample.K, (w, h), vertex_colors=colours, lit=True, background=(0, 0, 0)
     )
@@ -183,6 +192,44 @@ def _part_colours(model: BodyModel, rng: np.random.Generator) -> np.ndarray:
         colours[stem == "shin"] = skin
     colours *= rng.uniform(0.92, 1.08, (len(colours), 1))
     return np.clip(colours, 0, 255).astype(np.uint8)
+
+
+def dress(
+    model: BodyModel, vertices: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random outfit on a posed body: (V, 3) vertices moved out along their normals where
+    clothes and hair cover them, and (V, 3) uint8 colours.
+
+    Thickness per garment, drawn per person: hair 0.5-5 cm, shirt 0.3-3 cm (a coat or a loose
+    top, 3-7 cm, in one case out of four), trousers 0.3-3 cm, shoes 0.5-2 cm. Clothes and hair
+    colours, patterns, sleeve and leg lengths and hairlines come from
+    :func:`recon3d.train.texture_data.dress_body`, on the rest body so the patterns follow the
+    body as it moves."""
+    from recon3d.texture.projection import vertex_normals
+    from recon3d.train.texture_data import HAIR_COLOURS, dress_body
+
+    part = np.asarray(model.part_names)[model.vertex_part]
+    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.05, 3)
+    hair = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))] * rng.uniform(0.85, 1.15, 3)
+    outfit = dress_body(_rest_points(model), part, rng, skin, hair)
+    coat = rng.random() < 0.25
+    shirt = rng.uniform(0.03, 0.07) if coat else rng.uniform(0.003, 0.03)
+    thickness = (
+        outfit.hair * rng.uniform(0.005, 0.05)
+        + outfit.shirt * shirt
+        + outfit.trousers * rng.uniform(0.003, 0.03)
+        + outfit.shoes * rng.uniform(0.005, 0.02)
+    )
+    moved = vertices + thickness[:, None] * vertex_normals(vertices, model.faces)
+    colours = outfit.colour * rng.uniform(0.92, 1.08, (len(part), 1))
+    return moved, np.clip(colours, 0, 255).astype(np.uint8)
+
+
+def _rest_points(model: BodyModel) -> np.ndarray:
+    """(V, 3) the mean body's rest vertices."""
+    with torch.no_grad():
+        rest = model.rest(torch.zeros(1, model.num_shape))[0][0]
+    return rest.cpu().numpy().astype(np.float64)
 
 
 def _background_crop(
@@ -250,10 +297,12 @@ def generate_shard(
     size: int,
     bank: np.ndarray | None = None,
     cut_off: float = 0.0,
+    clothed: bool = False,
 ) -> pathlib.Path | None:
     """Write shard ``index`` of a run (``size`` attempted samples); skip it when it exists.
 
-    Samples where MediaPipe finds nobody are dropped (their count is stored)."""
+    Samples where MediaPipe finds nobody are dropped (their count is stored). ``clothed``
+    dresses every person (see :func:`render_sample`)."""
     path = out_dir / f"body_s{seed}_{index:05d}.npz"
     if path.exists():
         return None
@@ -263,7 +312,7 @@ def generate_shard(
     missed = 0
     for _ in range(size):
         sample = random_sample(model, rng, bank, cut_off)
-        image, _ = render_sample(model, sample, rng, backgrounds)
+        image, _ = render_sample(model, sample, rng, backgrounds, clothed)
         try:
             person = detector.detect(image)
         except Exception as exc:  # noqa: BLE001 - NoPersonFound and MediaPipe failures alike
@@ -308,6 +357,7 @@ __all__ = [
     "load_backgrounds",
     "network_inputs",
     "random_pose",
+    "dress",
     "random_sample",
     "render_sample",
     "video_frames",

@@ -269,7 +269,7 @@ def sample_from_partial(
 
 
 # ----------------------------------------------------------------------- procedural textures
-_SKIN = np.array(
+SKIN_COLOURS = np.array(
     [
         [255, 224, 196],
         [240, 200, 170],
@@ -281,7 +281,7 @@ _SKIN = np.array(
     ],
     np.float32,
 )
-_HAIR = np.array(
+HAIR_COLOURS = np.array(
     [[20, 16, 14], [60, 40, 28], [110, 74, 44], [190, 150, 90], [150, 70, 40], [170, 170, 170]],
     np.float32,
 )
@@ -387,8 +387,8 @@ def procedural_texture(geometry: LayoutGeometry, rng: np.random.Generator) -> np
     layout = geometry.layout
     points, normals = geometry.texel_points()
     labels = geometry.face_labels[layout.used_face]
-    skin = _SKIN[rng.integers(0, len(_SKIN))] * rng.uniform(0.9, 1.08, 3)
-    hair = _HAIR[rng.integers(0, len(_HAIR))] * rng.uniform(0.85, 1.15, 3)
+    skin = SKIN_COLOURS[rng.integers(0, len(SKIN_COLOURS))] * rng.uniform(0.9, 1.08, 3)
+    hair = HAIR_COLOURS[rng.integers(0, len(HAIR_COLOURS))] * rng.uniform(0.85, 1.15, 3)
     colour = np.broadcast_to(skin, (len(points), 3)).copy()
     y = points[:, 1]
     if geometry.kind == "head":
