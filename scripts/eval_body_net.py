@@ -127,6 +127,12 @@ def main(argv=None) -> int:
         "plausibility (no ground truth needed): each photo and each video frame, also mirrored",
     )
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--ablation-label", default="net_noadv", help="name of the --ablation network in tables"
+    )
+    parser.add_argument(
+        "--clothed", action="store_true", help="held-out people dressed (clothes and hair)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -145,7 +151,7 @@ def main(argv=None) -> int:
 
     nets = {"net": load_net(args.net)}
     if args.ablation is not None:
-        nets["net_noadv"] = load_net(args.ablation)
+        nets[args.ablation_label] = load_net(args.ablation)
     refine = REFINE_OPTIONS
     rng = np.random.default_rng([args.seed, 999])
     results: dict[str, dict[str, list[float]]] = {}
@@ -158,7 +164,8 @@ def main(argv=None) -> int:
         row["implausible"].append(float(implausible(model, fit.pose)))
         row["s"].append(seconds)
 
-    people = heldout_people(model, detector, rng, bank, 0 if args.skip_synthetic else args.n)
+    n = 0 if args.skip_synthetic else args.n
+    people = heldout_people(model, detector, rng, bank, n, clothed=args.clothed)
     for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         t = time.perf_counter()
         fit = fit_body(model, person, sample.K)
@@ -182,7 +189,8 @@ def main(argv=None) -> int:
         }
         for method, r in results.items()
     }
-    print(f"held-out synthetic people: {args.n} (seed {args.seed}, clips {args.bank.name})")
+    dressed = ", clothed" if args.clothed else ""
+    print(f"held-out synthetic people: {n} (seed {args.seed}, clips {args.bank.name}{dressed})")
     print(f"{'method':<22}{'PVE mm':>9}{'MPJPE mm':>10}{'implausible %':>15}{'time s':>9}")
     for method, m in summary.items():
         print(
@@ -202,11 +210,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0):
+def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0, clothed: bool = False):
     """The held-out synthetic people, one by one: ``n`` draws of the synthetic generator that
     MediaPipe's pose model detects (the others are skipped), as (sample, person, ground-truth
     vertices (V, 3), ground-truth COCO joints (17, 3)). ``cut_off``: the share of portrait
-    framings (cut at the thighs or knees), 0 for the whole body in every frame."""
+    framings (cut at the thighs or knees), 0 for the whole body in every frame. ``clothed``:
+    dressed people (clothes and hair with thickness) instead of flat part colours."""
     import torch
 
     from recon3d.train.synthetic import random_sample, render_sample
@@ -214,7 +223,7 @@ def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0):
     done = 0
     while done < n:
         sample = random_sample(model, rng, bank, cut_off)
-        image, _ = render_sample(model, sample, rng, [])
+        image, _ = render_sample(model, sample, rng, [], clothed)
         try:
             person = detector.detect(image)
         except Exception:  # noqa: BLE001 - MediaPipe missed the person: not part of the set

@@ -93,6 +93,9 @@ def main(argv=None) -> int:
         default=0.0,
         help="share of held-out people framed as portraits (cut at the thighs or knees)",
     )
+    parser.add_argument(
+        "--clothed", action="store_true", help="held-out people dressed (clothes and hair)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -126,7 +129,9 @@ def main(argv=None) -> int:
     detector = MediaPipePoseDetector()
     rng = np.random.default_rng([args.seed, 999])
     synthetic: dict[str, list[tuple[float, float, float]]] = {}
-    people = heldout_people(model, detector, rng, np.load(args.bank), args.n, args.cut_off)
+    people = heldout_people(
+        model, detector, rng, np.load(args.bank), args.n, args.cut_off, args.clothed
+    )
     for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         truth = (gt_verts, gt_kp, model.height(sample.shape))
         fit = fit_body(model, person, sample.K)
