@@ -269,7 +269,7 @@ def sample_from_partial(
 
 
 # ----------------------------------------------------------------------- procedural textures
-SKIN_COLOURS = np.array(
+_SKIN = np.array(
     [
         [255, 224, 196],
         [240, 200, 170],
@@ -387,7 +387,7 @@ def procedural_texture(geometry: LayoutGeometry, rng: np.random.Generator) -> np
     layout = geometry.layout
     points, normals = geometry.texel_points()
     labels = geometry.face_labels[layout.used_face]
-    skin = SKIN_COLOURS[rng.integers(0, len(SKIN_COLOURS))] * rng.uniform(0.9, 1.08, 3)
+    skin = _SKIN[rng.integers(0, len(_SKIN))] * rng.uniform(0.9, 1.08, 3)
     hair = HAIR_COLOURS[rng.integers(0, len(HAIR_COLOURS))] * rng.uniform(0.85, 1.15, 3)
     colour = np.broadcast_to(skin, (len(points), 3)).copy()
     y = points[:, 1]
