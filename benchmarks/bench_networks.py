@@ -5,7 +5,9 @@ For each photo and each method the same pipeline call is timed (warm, median ove
 
 * ``optimisation``: today's default, the fit from the analytic initialisation;
 * ``network + refine``: the network's estimate refined by the short fit;
-* ``network only``: the network's estimate (``refine=False``).
+* ``network only``: the network's estimate (``refine=False``);
+* ``network + refine T/P/S`` (``--refine-variants``, bodies): shorter or longer refinements,
+  T torso, P pose and S silhouette iterations, the rest as the default refinement.
 
 It prints per-stage medians, the total of the call (decode to completed texture; the export is
 the same for every method and is left out), the ratio of each total to the keypoint front end
@@ -31,10 +33,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BODY_PHOTOS = ("obama3.jpg", "biden.jpg", "camera.png", "astronaut.png", "obama2.jpg")
 HEAD_PHOTOS = ("obama.jpg", "grace_hopper.jpg", "biden.jpg", "obama2.jpg", "astronaut.png")
-METHODS = ("optimisation", "network + refine", "network only")
 
 
-def _pipelines(target: str) -> dict[str, tuple[Any, bool]]:
+def _pipelines(target: str, refine_variants: list[str]) -> dict[str, tuple[Any, bool]]:
     """method -> (pipeline, refine) for one target."""
     if target == "body":
         from recon3d.body_pipeline import BodyReconstructionPipeline as Pipeline
@@ -42,15 +43,33 @@ def _pipelines(target: str) -> dict[str, tuple[Any, bool]]:
         from recon3d.pipeline import HeadReconstructionPipeline as Pipeline
     plain = Pipeline.from_pretrained(use_network=False)
     with_net = Pipeline.from_pretrained(use_network=True)
-    return {
+    pipes = {
         "optimisation": (plain, True),
         "network + refine": (with_net, True),
         "network only": (with_net, False),
     }
+    if target == "body":
+        import dataclasses
+
+        from recon3d.body_pipeline import REFINE_OPTIONS
+
+        for variant in refine_variants:
+            torso, pose, silhouette = (int(n) for n in variant.split("/"))
+            options = dataclasses.replace(
+                REFINE_OPTIONS,
+                torso_iterations=torso,
+                pose_iterations=pose,
+                silhouette_iterations=silhouette,
+            )
+            other = Pipeline(with_net.model, network=with_net.network, refine_options=options)
+            pipes[f"network + refine {variant}"] = (other, True)
+    return pipes
 
 
-def bench(target: str, photos: list[Path], repeats: int) -> list[dict[str, Any]]:
-    pipes = _pipelines(target)
+def bench(
+    target: str, photos: list[Path], repeats: int, refine_variants: list[str] = ()
+) -> list[dict[str, Any]]:
+    pipes = _pipelines(target, list(refine_variants))
     rows = []
     for photo in photos:
         for method, (pipe, refine) in pipes.items():
@@ -69,24 +88,24 @@ def bench(target: str, photos: list[Path], repeats: int) -> list[dict[str, Any]]
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     stages = [k for k in rows[0] if k not in ("target", "photo", "method", "total", "ratio")]
-    header = f"{'photo':<16}{'method':<18}" + "".join(f"{s[:10]:>11}" for s in stages)
+    header = f"{'photo':<16}{'method':<26}" + "".join(f"{s[:10]:>11}" for s in stages)
     header += f"{'total':>9}{'tot/fe':>8}{'speed-up':>10}"
     print(header)
     print("-" * len(header))
     base = {r["photo"]: r["total"] for r in rows if r["method"] == "optimisation"}
     for r in rows:
-        line = f"{r['photo'][:15]:<16}{r['method']:<18}"
+        line = f"{r['photo'][:15]:<16}{r['method']:<26}"
         line += "".join(f"{r.get(s, float('nan')):11.3f}" for s in stages)
         line += f"{r['total']:9.3f}{r['ratio']:8.1f}{base[r['photo']] / r['total']:9.2f}x"
         print(line)
     print("-" * len(header))
-    for method in METHODS:
+    for method in dict.fromkeys(r["method"] for r in rows):
         totals = [r["total"] for r in rows if r["method"] == method]
         speedups = [base[r["photo"]] / r["total"] for r in rows if r["method"] == method]
         fits = [r["fit"] for r in rows if r["method"] == method]
         base_fits = [r["fit"] for r in rows if r["method"] == "optimisation"]
         print(
-            f"{method:<18} median total {statistics.median(totals):.3f} s, speed-up "
+            f"{method:<26} median total {statistics.median(totals):.3f} s, speed-up "
             f"{statistics.median(speedups):.2f}x (whole call), fit stage "
             f"{statistics.median(base_fits) / statistics.median(fits):.1f}x"
         )
@@ -99,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=("body", "head", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--refine-variants",
+        nargs="*",
+        default=[],
+        help="more body refinements to time, as torso/pose/silhouette iterations (e.g. 0/10/20)",
+    )
     args = parser.parse_args(argv)
     targets = ("body", "head") if args.target == "both" else (args.target,)
     rows = []
     for target in targets:
         names = BODY_PHOTOS if target == "body" else HEAD_PHOTOS
         photos = args.photos or [REPO_ROOT / "tests" / "data" / n for n in names]
-        result = bench(target, photos, args.repeats)
+        result = bench(target, photos, args.repeats, args.refine_variants)
         print(f"\n{target}: optimisation only vs the trained network (same run)")
         print_rows(result)
         rows += result

@@ -48,6 +48,14 @@ REFINE_OPTIONS = BodyFitOptions(
     choose_unseen_legs=True,
 )
 
+#: How the network's estimate places the limbs MediaPipe sees (``predict_fit``'s ``limbs``).
+#: As the start of the refinement: along MediaPipe's world landmarks. As the result itself
+#: (``refine=False``): also turned onto their landmarks' camera rays, so the network-only body
+#: agrees with the photo. Measured (docs/body_network.md): the rays make the network-only
+#: result better on real photos and synthetic people, and the refined one worse.
+REFINE_START_LIMBS = "mediapipe"
+NETWORK_ONLY_LIMBS = "image"
+
 # A body is "visible" when these are seen: both shoulders and hips, and a knee.
 _BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _KNEES = ("left_knee", "right_knee")
@@ -214,7 +222,8 @@ class BodyReconstructionPipeline:
             person: the front end's result when the caller already has it (``target="auto"``
                 runs the pose detector to decide).
             refine: with a network, refine its estimate with a short fit (default); ``False``
-                gives the network's estimate alone. Without a network the full fit runs.
+                gives the network's estimate alone, with the limbs MediaPipe sees turned onto
+                their landmarks (:data:`NETWORK_ONLY_LIMBS`). Without a network the full fit runs.
             complete_texture: complete what the photo did not see with the trained network
                 (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
                 alpha.
@@ -239,7 +248,8 @@ class BodyReconstructionPipeline:
             with stage("fit", timings), torch_single_threaded():
                 init = None
                 if self.network is not None:
-                    init = predict_fit(self.network, self.model, person, camera.K)
+                    limbs = REFINE_START_LIMBS if refine else NETWORK_ONLY_LIMBS
+                    init = predict_fit(self.network, self.model, person, camera.K, limbs=limbs)
                 if init is not None and not refine:
                     fit = init
                 else:

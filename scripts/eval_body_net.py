@@ -143,7 +143,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from recon3d.body_pipeline import REFINE_OPTIONS
+    from recon3d.body_pipeline import NETWORK_ONLY_LIMBS, REFINE_OPTIONS
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body import BodyModel
@@ -177,9 +177,14 @@ def main(argv=None) -> int:
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
         for name, net in nets.items():
             for suffix, options in VARIANTS[: 1 if args.default_only or name != "net" else None]:
+                # The default estimate is made as the pipeline makes it: the limbs onto the
+                # landmarks' rays for the network-only result, not for the refinement's start.
+                alone = {"limbs": NETWORK_ONLY_LIMBS} if not options else options
+                t = time.perf_counter()
+                only = predict_fit(net, model, person, sample.K, **alone)
+                record(f"{name} only{suffix}", only, gt_verts, gt_kp, time.perf_counter() - t)
                 t = time.perf_counter()
                 init = predict_fit(net, model, person, sample.K, **options)
-                record(f"{name} only{suffix}", init, gt_verts, gt_kp, time.perf_counter() - t)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
         if done % 20 == 0:
@@ -293,9 +298,14 @@ def real_images(inputs: list[pathlib.Path]):
             yield np.ascontiguousarray(image[:, ::-1])
 
 
-#: The prior acts on the network's raw output; the default estimate also takes the limbs
-#: MediaPipe sees from its landmarks.
-PLAUSIBILITY_VARIANTS = ((" (raw)", {"limbs": "network", "mirror": False}), ("", {}))
+#: The prior acts on the network's raw output; the default estimate (as ``refine=False`` makes
+#: it) also takes the limbs MediaPipe sees from its landmarks and their camera rays; "(world
+#: limbs)" from the world landmarks only (the refinement's start).
+PLAUSIBILITY_VARIANTS = (
+    (" (raw)", {"limbs": "network", "mirror": False}),
+    (" (world limbs)", {"limbs": "mediapipe"}),
+    ("", {"limbs": "image"}),
+)
 
 
 def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -> dict:

@@ -13,7 +13,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import pathlib
 import sys
@@ -33,11 +32,11 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]"
-    ("+legs": ``choose_unseen_legs``; a "+netheight" suffix is read by
+    ("+legs": ``choose_unseen_legs``; "+netheight" and "+rays" suffixes are read by
     :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
-    variant = variant.removesuffix("+netheight")
+    variant = variant.removesuffix("+rays").removesuffix("+netheight")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
     fields = variant.split("/")
     if len(fields) not in (4, 5):
@@ -56,8 +55,15 @@ def refine_options(variant: str):
 
 def estimate_options(variant: str) -> dict:
     """``predict_fit`` options of a variant: "+netheight" keeps the network's height where no
-    ankle is seen (``height="network"``); otherwise the default."""
-    return {"height": "network"} if variant.endswith("+netheight") else {}
+    ankle is seen (``height="network"``); "+rays" turns the seen limbs onto their landmarks'
+    camera rays (``limbs="image"``); otherwise the default."""
+    options = {}
+    if variant.endswith("+rays"):
+        options["limbs"] = "image"
+        variant = variant.removesuffix("+rays")
+    if variant.endswith("+netheight"):
+        options["height"] = "network"
+    return options
 
 
 def estimating(variant: str):
@@ -65,7 +71,12 @@ def estimating(variant: str):
     (:func:`estimate_options`)."""
     from recon3d.models.body_net import predict_fit
 
-    estimate = functools.partial(predict_fit, **estimate_options(variant))
+    options = estimate_options(variant)
+
+    def estimate(*args, **kwargs):
+        # The variant's options win over the pipeline's own (it passes ``limbs``).
+        return predict_fit(*args, **{**kwargs, **options})
+
     return mock.patch("recon3d.body_pipeline.predict_fit", estimate)
 
 
@@ -85,7 +96,10 @@ def main(argv=None) -> int:
     parser.add_argument("--bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_test.npy")
     parser.add_argument("--photos", type=pathlib.Path, nargs="*", default=[])
     parser.add_argument(
-        "--variants", nargs="+", default=list(VARIANTS), help="t/p/s/w[/h][+legs][+netheight]"
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        help="t/p/s/w[/h][+legs][+netheight][+rays]",
     )
     parser.add_argument(
         "--cut-off",

@@ -251,6 +251,84 @@ def test_align_limbs_never_bends_a_knee_backwards() -> None:
     assert align_limbs(model, person, shape, pose)[shin][0] > 0.6
 
 
+def test_nearest_on_ray_sphere_takes_the_hit_nearer_the_limb() -> None:
+    from recon3d.models.body_net import _nearest_on_ray_sphere
+
+    centre = np.array([0.0, 0.0, 3.0])
+    ray = np.array([0.05, 0.0, 1.0])  # meets the sphere of radius 0.3 twice
+    for point in (np.array([0.0, 0.0, 2.7]), np.array([0.0, 0.0, 3.3])):
+        hit = _nearest_on_ray_sphere(ray, centre, point)
+        assert np.linalg.norm(hit - centre) == pytest.approx(0.3)
+        assert np.linalg.norm(np.cross(hit, ray)) < 1e-9  # on the ray
+        assert np.sign(hit[2] - 3.0) == np.sign(point[2] - 3.0)  # the nearer of the two
+    # A ray that passes further than the limb reaches: the sphere's point nearest the ray.
+    ray = np.array([0.5, 0.0, 1.0])
+    far = _nearest_on_ray_sphere(ray, centre, np.array([0.3, 0.0, 3.0]))
+    assert np.linalg.norm(far - centre) == pytest.approx(0.3)
+
+    def to_ray(points):
+        d = ray / np.linalg.norm(ray)
+        return np.linalg.norm(points - (points @ d)[:, None] * d, axis=1)
+
+    sphere = np.random.default_rng(0).normal(size=(2000, 3))
+    sphere = centre + 0.3 * sphere / np.linalg.norm(sphere, axis=1, keepdims=True)
+    assert to_ray(far[None])[0] <= to_ray(sphere).min() + 1e-9
+
+
+def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
+    """Seen limb ends project onto their landmarks after the alignment, the limbs keep their
+    lengths, and a limb whose end is unseen keeps its rotation."""
+    from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import align_limbs_to_rays
+
+    model = BodyModel.from_pretrained()
+    rng = np.random.default_rng(7)
+    truth = np.zeros((model.num_joints, 3), np.float32)
+    for name in FREE_BONES:
+        truth[model.bone(name)] = rng.normal(0, 0.2, 3)
+    for side in "LR":
+        truth[model.bone(f"lowerleg01.{side}")] = [0.6, 0.0, 0.0]
+    pose = truth.copy()
+    for name in ("upperarm01.L", "lowerarm01.R", "upperleg01.L", "lowerleg01.R"):
+        pose[model.bone(name)] += rng.normal(0, 0.25, 3).astype(np.float32)
+    shape = np.zeros(model.num_shape, np.float32)
+    translation = np.array([0.1, -0.2, 3.5])
+    K = np.array([[1000.0, 0, 320], [0, 1000.0, 480], [0, 0, 1]])
+
+    def keypoints(p):
+        with torch.no_grad():
+            out = model(torch.as_tensor(shape)[None], torch.as_tensor(p)[None])
+        return model.keypoints(out.vertices)[0].numpy().astype(np.float64) + translation
+
+    def project(points):
+        uv = points @ K.T
+        return uv[:, :2] / uv[:, 2:]
+
+    points = np.zeros((33, 2), np.float32)
+    for name, target in MEDIAPIPE_TO_MODEL.items():
+        points[POSE_LANDMARKS.index(name)] = project(keypoints(truth)[[model.keypoint(target)]])[0]
+    visibility = np.ones(33, np.float32)
+    visibility[POSE_LANDMARKS.index("right_ankle")] = 0.1  # the right shin is unseen
+    person = dataclasses.replace(_person(6), points=points, visibility=visibility)
+    aligned = align_limbs_to_rays(model, person, shape, pose, translation, K)
+
+    after, before = keypoints(aligned), keypoints(pose)
+    for end in ("left_elbow", "right_wrist", "left_knee"):
+        index = model.keypoint(MEDIAPIPE_TO_MODEL[end])
+        error = np.linalg.norm(project(after[[index]])[0] - points[POSE_LANDMARKS.index(end)])
+        missed = np.linalg.norm(project(before[[index]])[0] - points[POSE_LANDMARKS.index(end)])
+        # Keypoints are vertex regressors: a lower limb moves its upper end a little.
+        assert error < 1.5 < missed, (end, error, missed)
+    for a, b in (("left_shoulder", "left_elbow"), ("left_hip", "left_knee")):
+        ia, ib = (model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in (a, b))
+        length = np.linalg.norm(after[ib] - after[ia])
+        assert length == pytest.approx(np.linalg.norm(before[ib] - before[ia]), rel=0.02)
+    shin = model.bone("lowerleg01.R")
+    np.testing.assert_allclose(aligned[shin], pose[shin])
+
+
 def test_predict_fit_rejects_bad_options() -> None:
     from recon3d.models.body import BodyModel
 

@@ -168,7 +168,7 @@ def network_inputs(person) -> dict[str, np.ndarray]:
 
 
 ALIGNMENTS = ("torso", "translation", "none")
-LIMB_SOURCES = ("mediapipe", "network")
+LIMB_SOURCES = ("mediapipe", "image", "network")
 HEIGHT_SOURCES = ("prior", "network")
 _ANKLES = ("left_ankle", "right_ankle")
 
@@ -211,7 +211,13 @@ def predict_fit(
             MediaPipe sees is swung onto the direction of its metric world landmarks
             (:func:`align_limbs`), keeping the network's twist about the bone, which landmarks
             cannot tell; hidden limbs keep the network's estimate. ``"network"``: the network's
-            limbs as they are. Needs ``align="torso"`` (the landmarks' frame).
+            limbs as they are. ``"image"``: as ``"mediapipe"``, then each seen limb is turned so
+            that its far end lies on the camera ray of its landmark in the photo
+            (:func:`align_limbs_to_rays`): the world landmarks are MediaPipe's own 3D guess and
+            do not reproject onto its 2D landmarks, so this makes the estimate agree with the
+            photo where MediaPipe sees the limb, with the depth taken from the world landmarks.
+            The ``"mediapipe"`` and ``"image"`` sources need ``align="torso"`` (the landmarks'
+            frame).
         height: ``"prior"`` (default): when MediaPipe sees no ankle inside the photo, the
             shape is moved to the mean body's standing height
             (:meth:`~recon3d.models.body.BodyModel.with_height`), keeping the rest of the
@@ -231,8 +237,8 @@ def predict_fit(
         raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}")
     if limbs not in LIMB_SOURCES:
         raise ValueError(f"limbs must be one of {LIMB_SOURCES}, got {limbs!r}")
-    if limbs == "mediapipe" and align != "torso":
-        raise ValueError('limbs="mediapipe" needs align="torso"')
+    if limbs != "network" and align != "torso":
+        raise ValueError(f'limbs={limbs!r} needs align="torso"')
     if height not in HEIGHT_SOURCES:
         raise ValueError(f"height must be one of {HEIGHT_SOURCES}, got {height!r}")
     people = [person, mirror_person(person)] if mirror else [person]
@@ -279,7 +285,7 @@ def predict_fit(
             correction = correction.as_matrix()
             root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
             pose[0] = cv2.Rodrigues(correction @ root_rotation)[0].ravel()
-            if limbs == "mediapipe":
+            if limbs != "network":
                 pose = align_limbs(model, person, shape, pose)
         weights = np.where(person.visibility[index] > 0.5, person.visibility[index], 0.0)
         solved = solve_translation(
@@ -290,6 +296,8 @@ def predict_fit(
         )
         if solved is not None:
             translation = solved
+        if limbs == "image":
+            pose = align_limbs_to_rays(model, person, shape, pose, translation, K)
     return BodyFit(
         shape=shape,
         pose=pose,
@@ -356,6 +364,92 @@ def align_limbs(
                 continue
             pose[j] = aligned
     return pose
+
+
+def align_limbs_to_rays(
+    model,
+    person,
+    shape: np.ndarray,
+    pose: np.ndarray,
+    translation: np.ndarray,
+    K: np.ndarray,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """Turn each upper and lower arm and leg of ``pose`` (J, 3) whose far end MediaPipe sees
+    (visibility above ``threshold``) so that the end's keypoint projects onto its landmark in
+    the photo, keeping the bone's length; upper limbs first, then lower ones on the corrected
+    parents. Returns a new (J, 3) pose.
+
+    Turning the bone about its joint ``J`` moves the end keypoint ``P`` on the sphere of radius
+    ``|P - J|`` about ``J``; the landmark's camera ray meets that sphere in up to two points (a
+    limb pointing towards or away from the camera): the one nearer ``P`` is taken, so the depth
+    comes from the estimate (on MediaPipe's world landmarks after :func:`align_limbs`). A ray
+    that misses the sphere (the landmark lies further from the joint than the limb reaches)
+    gives the point of the sphere nearest the ray. The smallest rotation is applied, so the
+    twist about the bone stays. A shin that would bend the knee backwards keeps its rotation.
+
+    Args:
+        model: the body model.
+        person: MediaPipe pose of the person.
+        shape: (num_shape,) shape coefficients.
+        pose: (J, 3) axis-angle pose in the camera's axes.
+        translation: (3,) camera-frame translation of the posed body.
+        K: (3, 3) intrinsics.
+    """
+    import cv2
+
+    from recon3d.fitting.body_fit import LIMB_CHAINS, MEDIAPIPE_TO_MODEL, rotation_between
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    pose = pose.copy()
+    translation = np.asarray(translation, np.float64)
+    inverse_k = np.linalg.inv(np.asarray(K, np.float64))
+    device = model.mean_vertices.device
+    for level in ("upper", "lower"):
+        with torch.no_grad():
+            out = model(
+                torch.as_tensor(shape, device=device)[None],
+                torch.as_tensor(pose, device=device)[None],
+            )
+            keypoints = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
+            joints = out.joints[0].cpu().numpy().astype(np.float64)
+            world_rotations = out.rotations[0].cpu().numpy().astype(np.float64)
+        for bone, _, _, end in LIMB_CHAINS:
+            index = POSE_LANDMARKS.index(end)
+            if not bone.startswith(level) or person.visibility[index] < threshold:
+                continue
+            j = model.bone(bone)
+            joint = joints[j] + translation
+            tip = keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[end])] + translation
+            target = _nearest_on_ray_sphere(
+                inverse_k @ np.r_[person.points[index], 1.0], joint, tip
+            )
+            swing = rotation_between(tip - joint, target - joint)
+            parent = world_rotations[model.parents[j]]
+            local = cv2.Rodrigues(pose[j].astype(np.float64))[0]
+            aligned = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
+            if bone.startswith("lowerleg") and aligned[0] < 0:
+                continue
+            pose[j] = aligned
+    return pose
+
+
+def _nearest_on_ray_sphere(ray: np.ndarray, centre: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """The point of the sphere about ``centre`` through ``point`` that lies on the ray
+    ``s * ray`` (s > 0) from the camera and is nearest ``point``; where the ray misses the
+    sphere, the sphere's point nearest the ray."""
+    radius = np.linalg.norm(point - centre)
+    d = ray / np.linalg.norm(ray)
+    along = float(d @ centre)
+    closest = along * d
+    gap2 = float(np.sum((centre - closest) ** 2))
+    if gap2 >= radius**2:
+        towards = closest - centre
+        return centre + radius * towards / max(np.linalg.norm(towards), 1e-12)
+    half = np.sqrt(radius**2 - gap2)
+    hits = [(along - half) * d, (along + half) * d]
+    hits = [h for h in hits if h @ d > 0] or hits
+    return min(hits, key=lambda h: float(np.sum((h - point) ** 2)))
 
 
 def _swapped_sides(names) -> np.ndarray:
