@@ -327,43 +327,22 @@ def align_limbs(
     point, while MediaPipe's landmarks for the limbs it sees are good; for limbs it does not
     see, the network (with its adversarial prior) is the better guess.
     """
-    import cv2
-
-    from recon3d.fitting.body_fit import LIMB_CHAINS, MEDIAPIPE_TO_MODEL, rotation_between
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL, rotation_between
     from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 
-    pose = pose.copy()
     world = person.world.astype(np.float64)
-    device = model.mean_vertices.device
-    for level in ("upper", "lower"):
-        with torch.no_grad():
-            out = model(
-                torch.as_tensor(shape, device=device)[None],
-                torch.as_tensor(pose, device=device)[None],
-            )
-            keypoints = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
-            world_rotations = out.rotations[0].cpu().numpy().astype(np.float64)
-        for bone, _, a, b in LIMB_CHAINS:
-            if not bone.startswith(level):
-                continue
-            ia, ib = POSE_LANDMARKS.index(a), POSE_LANDMARKS.index(b)
-            if min(person.visibility[ia], person.visibility[ib]) < threshold:
-                continue
-            posed = (
-                keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[b])]
-                - keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
-            )
-            swing = rotation_between(posed, world[ib] - world[ia])
-            j = model.bone(bone)
-            parent = world_rotations[model.parents[j]]
-            local = cv2.Rodrigues(pose[j].astype(np.float64))[0]
-            aligned = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
-            if bone.startswith("lowerleg") and aligned[0] < 0:
-                # Landmarks of a straight leg often say "bent backwards": a knee cannot do
-                # that, so the network's (plausible) shin stays.
-                continue
-            pose[j] = aligned
-    return pose
+
+    def swing_of(bone, a, b, keypoints, joints):
+        ia, ib = POSE_LANDMARKS.index(a), POSE_LANDMARKS.index(b)
+        if min(person.visibility[ia], person.visibility[ib]) < threshold:
+            return None
+        posed = (
+            keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[b])]
+            - keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[a])]
+        )
+        return rotation_between(posed, world[ib] - world[ia])
+
+    return _swing_limbs(model, shape, pose, swing_of)
 
 
 def align_limbs_to_rays(
@@ -396,14 +375,38 @@ def align_limbs_to_rays(
         translation: (3,) camera-frame translation of the posed body.
         K: (3, 3) intrinsics.
     """
-    import cv2
-
-    from recon3d.fitting.body_fit import LIMB_CHAINS, MEDIAPIPE_TO_MODEL, rotation_between
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL, rotation_between
     from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 
-    pose = pose.copy()
     translation = np.asarray(translation, np.float64)
     inverse_k = np.linalg.inv(np.asarray(K, np.float64))
+
+    def swing_of(bone, _, end, keypoints, joints):
+        index = POSE_LANDMARKS.index(end)
+        if person.visibility[index] < threshold:
+            return None
+        joint = joints[model.bone(bone)] + translation
+        tip = keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[end])] + translation
+        target = _nearest_on_ray_sphere(inverse_k @ np.r_[person.points[index], 1.0], joint, tip)
+        return rotation_between(tip - joint, target - joint)
+
+    return _swing_limbs(model, shape, pose, swing_of)
+
+
+def _swing_limbs(model, shape: np.ndarray, pose: np.ndarray, swing_of) -> np.ndarray:
+    """A new (J, 3) pose with each upper, then lower, limb bone of ``LIMB_CHAINS`` turned by the
+    world rotation ``swing_of(bone, start_landmark, end_landmark, keypoints, joints)`` gives
+    (None: the bone stays), on the posed body at zero translation (keypoints (K, 3), joints
+    (J, 3)), the lower limbs on their corrected parents.
+
+    A shin whose swing would bend the knee backwards keeps its rotation: landmarks of a
+    straight leg often say "bent backwards", and a knee cannot do that, so the network's
+    (plausible) shin stays."""
+    import cv2
+
+    from recon3d.fitting.body_fit import LIMB_CHAINS
+
+    pose = pose.copy()
     device = model.mean_vertices.device
     for level in ("upper", "lower"):
         with torch.no_grad():
@@ -414,17 +417,13 @@ def align_limbs_to_rays(
             keypoints = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
             joints = out.joints[0].cpu().numpy().astype(np.float64)
             world_rotations = out.rotations[0].cpu().numpy().astype(np.float64)
-        for bone, _, _, end in LIMB_CHAINS:
-            index = POSE_LANDMARKS.index(end)
-            if not bone.startswith(level) or person.visibility[index] < threshold:
+        for bone, _, a, b in LIMB_CHAINS:
+            if not bone.startswith(level):
+                continue
+            swing = swing_of(bone, a, b, keypoints, joints)
+            if swing is None:
                 continue
             j = model.bone(bone)
-            joint = joints[j] + translation
-            tip = keypoints[model.keypoint(MEDIAPIPE_TO_MODEL[end])] + translation
-            target = _nearest_on_ray_sphere(
-                inverse_k @ np.r_[person.points[index], 1.0], joint, tip
-            )
-            swing = rotation_between(tip - joint, target - joint)
             parent = world_rotations[model.parents[j]]
             local = cv2.Rodrigues(pose[j].astype(np.float64))[0]
             aligned = cv2.Rodrigues(parent.T @ swing @ parent @ local)[0].ravel()
