@@ -329,6 +329,31 @@ def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
     np.testing.assert_allclose(aligned[shin], pose[shin])
 
 
+def test_checkpoints_keep_snapshots_every_n_epochs(tmp_path) -> None:
+    """The last checkpoint is rewritten every epoch; ``snapshot_every`` also keeps every n-th
+    epoch's network, loadable, with its epoch in the metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from recon3d.train.adversarial import resume, save_checkpoint
+    from recon3d.train.body_net import PoseDiscriminator, TrainConfig
+
+    net, disc = BodyRegressor(width=16), PoseDiscriminator()
+    for epoch in range(5):
+        save_checkpoint(tmp_path, "body_net.safetensors", epoch, net, disc, TrainConfig(), 2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "body_net.safetensors",
+        "body_net_e001.safetensors",
+        "body_net_e003.safetensors",
+        "discriminator.safetensors",
+    ]
+    with safe_open(str(tmp_path / "body_net_e003.safetensors"), framework="pt") as f:
+        assert f.metadata()["epoch"] == "3"
+    BodyRegressor(width=16).load_state_dict(load_file(str(tmp_path / "body_net_e001.safetensors")))
+    assert resume(tmp_path, "body_net.safetensors", BodyRegressor(width=16), disc) == 5
+
+
 def test_predict_fit_rejects_bad_options() -> None:
     from recon3d.models.body import BodyModel
 

@@ -62,10 +62,19 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def save_checkpoint(
-    out: pathlib.Path, name: str, epoch: int, net: nn.Module, disc: nn.Module, config: Any
+    out: pathlib.Path,
+    name: str,
+    epoch: int,
+    net: nn.Module,
+    disc: nn.Module,
+    config: Any,
+    snapshot_every: int = 0,
 ) -> None:
     """Write ``out/name`` (the network, its ``config()`` in the metadata) and
-    ``out/discriminator.safetensors``, each atomically (temporary file, then rename)."""
+    ``out/discriminator.safetensors``, each atomically (temporary file, then rename): the last
+    checkpoint, which a run resumes from. With ``snapshot_every`` > 0, every that many epochs
+    the network is also kept as ``out/<stem>_e<epoch>.safetensors``, so an earlier epoch can
+    still be evaluated once the run has gone past it."""
     from safetensors.torch import save_file
 
     meta = {
@@ -73,7 +82,11 @@ def save_checkpoint(
         "config": json.dumps(net.config()),
         "train": json.dumps(asdict(config)),
     }
-    for module, filename in ((net, name), (disc, "discriminator.safetensors")):
+    files = [(net, name), (disc, "discriminator.safetensors")]
+    if snapshot_every > 0 and (epoch + 1) % snapshot_every == 0:
+        stem = pathlib.Path(name)
+        files.append((net, f"{stem.stem}_e{epoch:03d}{stem.suffix}"))
+    for module, filename in files:
         target = out / filename
         tmp = target.with_name(target.name + ".tmp")
         save_file(

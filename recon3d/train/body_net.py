@@ -7,7 +7,8 @@ pose and the shape (Kanazawa et al. 2018), trained against plausible samples: re
 capture poses and shapes drawn from Anny's phenotype space (the PCA prior).
 
 Runs on the CPU or a GPU, alone or under ``torchrun`` (DistributedDataParallel, gloo on CPUs);
-checkpoints are safetensors files (no pickles), one per epoch, and a run resumes from the last.
+the checkpoint is a safetensors file (no pickles), rewritten every epoch, and a run resumes
+from it; ``snapshot_every`` also keeps every n-th epoch's network.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class TrainConfig:
     seed: int = 0
     prior_bank: str = ""
     prior_samples: int = 20000
+    #: Also keep the network of every this many epochs (0: the last checkpoint only).
+    snapshot_every: int = 0
 
 
 class PoseDiscriminator(nn.Module):
@@ -187,7 +190,15 @@ def train(config: TrainConfig) -> pathlib.Path:
         if rank == 0:
             means = {k: round(v / max(steps, 1), 5) for k, v in totals.items()}
             log.info("epoch %d (%.1f s): %s", epoch, time.perf_counter() - started, means)
-            save_checkpoint(out, "body_net.safetensors", epoch, unwrap(net), unwrap(disc), config)
+            save_checkpoint(
+                out,
+                "body_net.safetensors",
+                epoch,
+                unwrap(net),
+                unwrap(disc),
+                config,
+                config.snapshot_every,
+            )
     distributed_teardown(distributed)
     return out / "body_net.safetensors"
 

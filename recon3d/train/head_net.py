@@ -60,6 +60,8 @@ class TrainConfig:
     bank: str = "data/head_expressions.npz"
     width: int = 512
     device: str = ""
+    #: Also keep the network of every this many epochs (0: the last checkpoint only).
+    snapshot_every: int = 0
 
 
 class HeadDiscriminator(nn.Module):
@@ -224,6 +226,8 @@ def train(config: TrainConfig) -> pathlib.Path:
         if rank == 0:
             means = {k: round(v / max(steps, 1), 5) for k, v in totals.items()}
             log.info("epoch %d (%.1f s): %s", epoch, time.perf_counter() - started, means)
-            save_checkpoint(out, NET_FILE, epoch, unwrap(net), unwrap(disc), config)
+            save_checkpoint(
+                out, NET_FILE, epoch, unwrap(net), unwrap(disc), config, config.snapshot_every
+            )
     distributed_teardown(distributed)
     return out / NET_FILE
