@@ -34,6 +34,20 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
+def _row(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles of one height side by side, with white gaps."""
+    gap = np.full((tiles[0].shape[0], 6, 3), 255, np.uint8)
+    return np.hstack([x for tile in tiles for x in (tile, gap)][:-1])
+
+
+def _save_grid(rows: list[np.ndarray], target: pathlib.Path) -> None:
+    """Rows stacked (padded white to the widest), written as a JPEG; the path on stdout."""
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    cv2.imwrite(str(target), np.vstack(rows)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    sys.stdout.write(f"{target}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
@@ -59,15 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for r in recs
         ]
-        gap = np.full((HEIGHT, 6, 3), 255, np.uint8)
-        row = np.hstack([x for tile in tiles for x in (tile, gap)][:-1])
-        rows.append(row)
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    picture = np.vstack(rows)
-    target = args.out / "body_network.jpg"
-    cv2.imwrite(str(target), picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-    sys.stdout.write(f"{target}\n")
+        rows.append(_row(tiles))
+    _save_grid(rows, args.out / "body_network.jpg")
     return 0
 
 

@@ -12,12 +12,10 @@ import dataclasses
 import pathlib
 import sys
 
-import numpy as np
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from make_docs_body_net import _fit_height, _label  # noqa: E402
+from make_docs_body_net import _fit_height, _label, _row, _save_grid  # noqa: E402
 
 PHOTOS = ("obama3.jpg", "camera.png", "obama2.jpg")
 #: (label, (pose, silhouette) iterations of the refinement; None: the network alone).
@@ -33,8 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
     args = parser.parse_args(argv)
-    import cv2
-
     from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
 
     plain = BodyReconstructionPipeline.from_pretrained(use_network=False)
@@ -56,13 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             tiles.append(_label(_fit_height(rec.overlay()), label))
         scratch = plain(path, complete_texture=False)
         tiles.append(_label(_fit_height(scratch.overlay()), "optimisation"))
-        gap = np.full((tiles[0].shape[0], 6, 3), 255, np.uint8)
-        rows.append(np.hstack([x for tile in tiles for x in (tile, gap)][:-1]))
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    target = args.out / "body_refine_length.jpg"
-    cv2.imwrite(str(target), np.vstack(rows)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-    sys.stdout.write(f"{target}\n")
+        rows.append(_row(tiles))
+    _save_grid(rows, args.out / "body_refine_length.jpg")
     return 0
 
 
