@@ -309,7 +309,6 @@ def fit_body(
         face_target = torch.as_tensor(face.points[keep, :2], dtype=dtype, device=device)
         face_scale = float(max(face.size, 1.0))
     faces = torch.as_tensor(model.faces, device=device)
-    contour = torch.zeros(0, dtype=torch.long, device=device)
     # Points of the arms that must stay out of the torso: elbows, wrists, mid-forearms.
     arm = [model.keypoint(n) for n in ("left_elbow", "left_wrist", "right_elbow", "right_wrist")]
     losses: dict[str, torch.Tensor] = {}
@@ -318,7 +317,14 @@ def fit_body(
         + ["pose"] * opts.pose_iterations
         + ["silhouette"] * opts.silhouette_iterations
     )
-    for it, stage in enumerate(stages):
+    contour_state = {"contour": torch.zeros(0, dtype=torch.long, device=device), "calls": 0}
+
+    def energy(stage: str) -> torch.Tensor:
+        """The energy of ``stage`` at the current parameters, with its gradients (masked as the
+        stage says); re-selects the contour vertices every ``contour_every`` calls."""
+        it = contour_state["calls"]
+        contour_state["calls"] += 1
+        contour = contour_state["contour"]
         clothing = _clothing(raw_clothing, clothing_max)
         offsets = (part_w @ clothing)[None]
         out = model(shape, free_pose, translation, bones=free, normal_offsets=offsets)
@@ -360,6 +366,7 @@ def fit_body(
         if stage == "silhouette":
             if it % opts.contour_every == 0 or contour.numel() == 0:
                 contour = _contour_vertices(verts.detach(), faces)
+                contour_state["contour"] = contour
             uv_work = _project(verts, K_t) * work
             inside = _sample(sdf_t, uv_work, sdf.shape) / scale_work
             # Only vertices that land in the frame and belong to observed parts.
@@ -394,7 +401,10 @@ def fit_body(
             shape.grad = None
         if stage != "silhouette":
             raw_clothing.grad = None
-        optimiser.step()
+        return total.detach()
+
+    for stage in stages:
+        optimiser.step(lambda stage=stage: energy(stage))
 
     with torch.no_grad():
         pose = torch.as_tensor(init.pose, dtype=dtype, device=device)[None].clone()
