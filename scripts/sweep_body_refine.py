@@ -31,11 +31,14 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 
 def refine_options(variant: str):
-    """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]"
+    """``BodyFitOptions`` from
+    "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs][@learning_rate][:optimiser]"
     ("+legs": ``choose_unseen_legs``; "+netheight" and "+rays" suffixes are read by
     :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
+    variant, _, optimiser = variant.partition(":")
+    variant, _, learning_rate = variant.partition("@")
     variant = variant.removesuffix("+rays").removesuffix("+netheight")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
     fields = variant.split("/")
@@ -50,6 +53,8 @@ def refine_options(variant: str):
         init_weight=weights[0],
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
         choose_unseen_legs=legs,
+        learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
+        optimiser=optimiser or BodyFitOptions.optimiser,
     )
 
 
@@ -58,6 +63,7 @@ def estimate_options(variant: str) -> dict:
     ankle is seen (``height="network"``); "+rays" turns the seen limbs onto their landmarks'
     camera rays (``limbs="image"``); otherwise the default."""
     options = {}
+    variant = variant.partition("@")[0].partition(":")[0]
     if variant.endswith("+rays"):
         options["limbs"] = "image"
         variant = variant.removesuffix("+rays")
@@ -99,7 +105,7 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+netheight][+rays]",
+        help="t/p/s/w[/h][+legs][+netheight][+rays][@learning_rate][:optimiser]",
     )
     parser.add_argument(
         "--cut-off",

@@ -119,6 +119,12 @@ _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _WARM_BONES = ("root", "spine04", "spine02")
 _TORSO_BONES = ("neck01", "spine04", "upperarm01.L", "upperarm01.R")
 _WORK_SIDE = 384
+# Optimiser name -> the stages it runs with L-BFGS (the others with Adam).
+_LBFGS_STAGES = {
+    "adam": (),
+    "lbfgs": ("torso", "pose", "silhouette"),
+    "lbfgs-pose": ("torso", "pose"),
+}
 # Upper bounds of the clothing thickness per part, metres (hair on the head, coats on the torso).
 CLOTHING_MAX = {
     "torso": 0.08,
@@ -159,6 +165,14 @@ class BodyFitOptions:
     hidden_init_weight: float = 0.0
     visibility_threshold: float = 0.5
     contour_every: int = 10
+    #: ``"adam"``: Adam, one energy evaluation per iteration. ``"lbfgs"``: L-BFGS with a
+    #: strong-Wolfe line search in every stage; the iteration counts are then its energy
+    #: evaluations, so the two cost about the same. ``"lbfgs-pose"``: L-BFGS in the torso and
+    #: pose stages (keypoints, a smooth least-squares problem), Adam for the silhouette. The
+    #: contour vertices are re-selected every ``contour_every`` evaluations with Adam, between
+    #: L-BFGS runs of ``contour_every`` evaluations (a line search needs a fixed energy).
+    #: Measured in docs/body_network.md: Adam is the default.
+    optimiser: str = "adam"
     #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
     #: the rest pose (standing) where MediaPipe places the knee outside the photo, or where
     #: standing puts more of the leg inside the person mask than ``init``'s guess does;
@@ -219,6 +233,8 @@ def fit_body(
     from scipy.spatial import cKDTree
 
     opts = options or BodyFitOptions()
+    if opts.optimiser not in _LBFGS_STAGES:
+        raise ValueError(f"optimiser must be one of {tuple(_LBFGS_STAGES)}, got {opts.optimiser!r}")
     device = model.mean_vertices.device
     dtype = model.mean_vertices.dtype
     h, w = person.mask.shape
@@ -317,13 +333,11 @@ def fit_body(
         + ["pose"] * opts.pose_iterations
         + ["silhouette"] * opts.silhouette_iterations
     )
-    contour_state = {"contour": torch.zeros(0, dtype=torch.long, device=device), "calls": 0}
+    contour_state = {"contour": torch.zeros(0, dtype=torch.long, device=device), "refresh": True}
 
     def energy(stage: str) -> torch.Tensor:
         """The energy of ``stage`` at the current parameters, with its gradients (masked as the
-        stage says); re-selects the contour vertices every ``contour_every`` calls."""
-        it = contour_state["calls"]
-        contour_state["calls"] += 1
+        stage says); re-selects the contour vertices when ``contour_state`` asks for it."""
         contour = contour_state["contour"]
         clothing = _clothing(raw_clothing, clothing_max)
         offsets = (part_w @ clothing)[None]
@@ -364,9 +378,10 @@ def fit_body(
                 joints, _arm_points(all_keypoints[arm])
             )
         if stage == "silhouette":
-            if it % opts.contour_every == 0 or contour.numel() == 0:
+            if contour_state["refresh"] or contour.numel() == 0:
                 contour = _contour_vertices(verts.detach(), faces)
                 contour_state["contour"] = contour
+                contour_state["refresh"] = False
             uv_work = _project(verts, K_t) * work
             inside = _sample(sdf_t, uv_work, sdf.shape) / scale_work
             # Only vertices that land in the frame and belong to observed parts.
@@ -403,8 +418,26 @@ def fit_body(
             raw_clothing.grad = None
         return total.detach()
 
-    for stage in stages:
-        optimiser.step(lambda stage=stage: energy(stage))
+    lbfgs_stages = _LBFGS_STAGES[opts.optimiser]
+    params = [raw_clothing, free_pose, shape, translation]
+    it = 0
+    for stage, count in _runs(stages):
+        if stage not in lbfgs_stages:
+            for _ in range(count):
+                contour_state["refresh"] = it % opts.contour_every == 0
+                optimiser.step(lambda stage=stage: energy(stage))
+                it += 1
+        else:
+            it += count
+            lbfgs = torch.optim.LBFGS(
+                params, lr=1.0, max_iter=count, history_size=10, line_search_fn="strong_wolfe"
+            )
+            for chunk in range(0, count, opts.contour_every):
+                evaluations = min(opts.contour_every, count - chunk)
+                lbfgs.param_groups[0]["max_eval"] = evaluations
+                lbfgs.param_groups[0]["max_iter"] = evaluations
+                contour_state["refresh"] = True
+                lbfgs.step(lambda stage=stage: energy(stage))
 
     with torch.no_grad():
         pose = torch.as_tensor(init.pose, dtype=dtype, device=device)[None].clone()
@@ -424,6 +457,17 @@ def fit_body(
         keypoint_scale_px=float(scale_px),
         losses={k: float(v.detach()) for k, v in losses.items()},
     )
+
+
+def _runs(stages: list[str]) -> list[tuple[str, int]]:
+    """Consecutive runs of equal stages: ["a", "a", "b"] -> [("a", 2), ("b", 1)]."""
+    runs: list[tuple[str, int]] = []
+    for stage in stages:
+        if runs and runs[-1][0] == stage:
+            runs[-1] = (stage, runs[-1][1] + 1)
+        else:
+            runs.append((stage, 1))
+    return runs
 
 
 def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
