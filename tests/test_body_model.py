@@ -83,6 +83,57 @@ def test_collapsed_skeleton_matches_full(body) -> None:
     torch.testing.assert_close(a.joints, b.joints[:, list(free)], atol=1e-5, rtol=0)
 
 
+def test_skinning_matches_a_direct_reference(body) -> None:
+    """Vertices and keypoints equal linear blend skinning written out bone by bone, in float64:
+    world rotation R_j = R_parent L_j, joint p_j = p_parent + R_parent (r_j - r_parent), vertex
+    sum_j w_vj (R_j (x_v - r_j) + p_j), keypoints the regressor times the vertices."""
+    generator = torch.Generator().manual_seed(3)
+    shape = torch.randn(2, body.num_shape, generator=generator)
+    pose = torch.randn(2, body.num_joints, 3, generator=generator) * 0.3
+    translation = torch.randn(2, 3, generator=generator)
+    out = body(shape, pose, translation)
+    rest_vertices, rest_joints = (t.double().numpy() for t in body.rest(shape))
+    local = axis_angle_to_matrix(pose.double()).numpy()
+    skin = body.skin_matrix.double().numpy()
+    for b in range(2):
+        world = np.zeros((body.num_joints, 3, 3))
+        joints = np.zeros((body.num_joints, 3))
+        for j, parent in enumerate(body.parents):  # parents come before their children
+            if parent < 0:
+                world[j], joints[j] = local[b, j], rest_joints[b, j]
+            else:
+                world[j] = world[parent] @ local[b, j]
+                joints[j] = joints[parent] + world[parent] @ (
+                    rest_joints[b, j] - rest_joints[b, parent]
+                )
+        per_bone = np.einsum("jik,vjk->vji", world, rest_vertices[b][:, None] - rest_joints[b])
+        vertices = np.einsum("vj,vji->vi", skin, per_bone + joints) + translation[b].numpy()
+        np.testing.assert_allclose(out.vertices[b].numpy(), vertices, atol=2e-5)
+        np.testing.assert_allclose(
+            out.joints[b].numpy(), joints + translation[b].numpy(), atol=2e-5
+        )
+        # Float32 sums over 13,718 vertices: a looser tolerance.
+        keypoints = body.keypoint_regressor.double().numpy() @ vertices
+        np.testing.assert_allclose(body.keypoints(out.vertices)[b].numpy(), keypoints, atol=1e-4)
+
+
+def test_posing_gradcheck(body) -> None:
+    """Gradients of the keypoints of the fitted bones' skeleton with respect to pose, shape and
+    translation match finite differences (float64)."""
+    model = BodyModel.from_pretrained().to(torch.float64)
+    free = _free(model)
+    generator = torch.Generator().manual_seed(4)
+    shape = torch.randn(1, model.num_shape, generator=generator, dtype=torch.float64) * 0.5
+    pose = torch.randn(1, len(free), 3, generator=generator, dtype=torch.float64) * 0.3
+    translation = torch.tensor([[0.1, -0.2, 3.0]], dtype=torch.float64)
+
+    def keypoints(shape, pose, translation):
+        return model.keypoints(model(shape, pose, translation, bones=free).vertices)
+
+    inputs = tuple(t.requires_grad_(True) for t in (shape, pose, translation))
+    assert torch.autograd.gradcheck(keypoints, inputs, eps=1e-6, atol=1e-5)
+
+
 def test_rotating_a_bone_moves_only_its_skin(body) -> None:
     shape = torch.zeros(1, body.num_shape)
     pose = torch.zeros(1, body.num_joints, 3)
@@ -117,6 +168,18 @@ def test_bad_shapes_raise(body) -> None:
         body(torch.zeros(1, 16), torch.zeros(1, 2, 3), bones=(5, 0))
     with pytest.raises(ValueError, match="unknown bone"):
         body.bone("tail")
+
+
+def test_unknown_optimiser_raises(body) -> None:
+    person = BodyLandmarks(
+        np.zeros((33, 2), np.float32),
+        np.full(33, 0.9, np.float32),
+        np.zeros((33, 3), np.float32),
+        np.ones((8, 8), np.float32),
+        np.array([0, 0, 8, 8], np.float32),
+    )
+    with pytest.raises(ValueError, match="optimiser must be one of"):
+        fit_body(body, person, np.eye(3), options=BodyFitOptions(optimiser="sgd"))
 
 
 # -- gradcheck ----------------------------------------------------------------------------------
@@ -258,6 +321,37 @@ def test_fit_recovers_a_synthetic_pose(body) -> None:
     fitted = render_mesh(out.vertices[0].numpy(), body.faces, K, size, depth_only=True).depth > 0
     mask = person.mask > 0.5
     assert (fitted & mask).sum() / (fitted | mask).sum() > 0.85
+
+
+def test_lbfgs_brings_the_keypoints_closer_than_adam_in_as_many_evaluations(body) -> None:
+    """From the true body with every fitted bone turned by about 0.15 rad and the translation
+    5 cm off, 20 energy evaluations of each optimiser: all bring the keypoints closer, Adam and
+    L-BFGS at least 2x, and L-BFGS closest (a line search on a smooth least-squares problem)."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    pose[body.bone("lowerleg01.R")] = (0.6, 0.0, 0.0)
+    shape = np.zeros(body.num_shape, np.float32)
+    person, _ = _synthetic_person(body, pose, shape, K, size)
+    rng = np.random.default_rng(5)
+    start_pose = pose.copy()
+    free = list(_free(body))
+    start_pose[free] += rng.normal(0.0, 0.15 / np.sqrt(3), (len(free), 3)).astype(np.float32)
+    start = BodyFit(shape, start_pose, np.array([0.05, 0, 4.0], np.float32), 0.0, 1.0)
+    still = BodyFitOptions(torso_iterations=0, pose_iterations=1, silhouette_iterations=0)
+    before = fit_body(body, person, K, options=still, init=start).keypoint_error_px
+    after = {}
+    for optimiser in ("adam", "lbfgs", "lbfgs-pose"):
+        options = BodyFitOptions(
+            torso_iterations=0, pose_iterations=10, silhouette_iterations=10, optimiser=optimiser
+        )
+        after[optimiser] = fit_body(body, person, K, options=options, init=start).keypoint_error_px
+    assert max(after.values()) < before
+    assert after["adam"] < before / 2
+    assert after["lbfgs"] < after["adam"]
 
 
 def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:

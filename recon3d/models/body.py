@@ -128,6 +128,13 @@ class BodyModel(torch.nn.Module):
         self.register_buffer(
             "keypoint_regressor", torch.from_numpy(arrays["keypoint_regressor"].copy())
         )
+        # (V, K) contiguous copy: with it both passes of the keypoint product read rows in
+        # order (the transposed view made the backward pass a fifth of a fitting step).
+        self.register_buffer(
+            "_keypoint_regressor_t",
+            torch.from_numpy(np.ascontiguousarray(arrays["keypoint_regressor"].T)),
+            persistent=False,
+        )
         self.parents = arrays["parents"].astype(np.int64)
         self.rest_rotation = arrays["rest_rotation"].astype(np.float32)
         self.height_from_shape = arrays["height_from_shape"].astype(np.float64)
@@ -235,12 +242,16 @@ class BodyModel(torch.nn.Module):
             skin = skin[vertex_indices]
         local = pose if pose.ndim == 4 else axis_angle_to_matrix(pose)
         rotations, joints = _forward_kinematics(levels, local, rest_joints)
-        # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points.
+        # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points;
+        # stored transposed, (4, 3) per bone, so that the blended transform's rows are
+        # contiguous and the product with [x, y, z, 1] is four broadcast multiply-adds (the
+        # batched 3x3 products they replace were slower on a CPU, backward pass included).
         offsets = joints - torch.einsum("bjik,bjk->bji", rotations, rest_joints)
-        transforms = torch.cat([rotations, offsets[..., None]], -1).reshape(b, -1, 12)
-        blended = (skin @ transforms).reshape(b, -1, 3, 4)  # (B, V, 3, 4)
-        vertices = torch.einsum("bvij,bvj->bvi", blended[..., :3], rest_vertices)
-        vertices = vertices + blended[..., 3]
+        transforms = torch.cat([rotations.transpose(-1, -2), offsets[..., None, :]], -2)
+        blended = (skin @ transforms.reshape(b, -1, 12)).reshape(b, -1, 4, 3)  # (B, V, 4, 3)
+        vertices = blended[:, :, 3] + rest_vertices[..., 0:1] * blended[:, :, 0]
+        vertices = vertices + rest_vertices[..., 1:2] * blended[:, :, 1]
+        vertices = vertices + rest_vertices[..., 2:3] * blended[:, :, 2]
         if translation is not None:
             vertices = vertices + translation[:, None]
             joints = joints + translation[:, None]
@@ -277,7 +288,7 @@ class BodyModel(torch.nn.Module):
 
     def keypoints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, K, 3) keypoints (labels in ``keypoint_labels``) of (B, V, 3) vertices."""
-        return torch.einsum("kv,bvd->bkd", self.keypoint_regressor, vertices)
+        return (vertices.transpose(1, 2) @ self._keypoint_regressor_t).transpose(1, 2)
 
     def height(self, shape: np.ndarray) -> float:
         """Standing height in metres (top of the head to the soles) for (num_shape,) coeffs."""
@@ -409,40 +420,58 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return trimesh.geometry.mean_vertex_normals(len(vertices), faces, face_n)
 
 
-def _kinematic_levels(parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Bones grouped by depth: [(children, their parents)], roots first."""
+@dataclass(frozen=True)
+class _KinematicPlan:
+    """Bones grouped by depth, with the gathers of forward kinematics precomputed.
+
+    ``levels[d]`` holds the bones at depth ``d`` (``children``), their parents and, for depth
+    > 0, where each parent sits in the concatenation of the shallower levels (``where``);
+    ``inverse`` puts the concatenation of all levels back into bone order."""
+
+    levels: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
+    inverse: torch.Tensor
+
+
+def _kinematic_levels(parents: np.ndarray) -> _KinematicPlan:
+    """The :class:`_KinematicPlan` of a skeleton given by its (J,) parent indices (-1: root)."""
     depth = np.zeros(len(parents), np.int64)
     for j, p in enumerate(parents):
         if p >= 0:
             depth[j] = depth[p] + 1
-    return [(np.flatnonzero(depth == d), parents[depth == d]) for d in range(int(depth.max()) + 1)]
+    position: dict[int, int] = {}
+    levels = []
+    for d in range(int(depth.max()) + 1):
+        children = np.flatnonzero(depth == d)
+        level_parents = parents[children]
+        where = [position[int(p)] for p in level_parents] if d else []
+        levels.append(
+            (
+                torch.as_tensor(children),
+                torch.as_tensor(level_parents),
+                torch.as_tensor(where, dtype=torch.int64),
+            )
+        )
+        for c in children.tolist():
+            position[c] = len(position)
+    order = np.array(sorted(position, key=position.get))
+    return _KinematicPlan(tuple(levels), torch.as_tensor(np.argsort(order)))
 
 
 def _forward_kinematics(
-    levels, local: torch.Tensor, rest_joints: torch.Tensor
+    plan: _KinematicPlan, local: torch.Tensor, rest_joints: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """World rotations (B, J, 3, 3) and posed joint positions (B, J, 3), level by level."""
-    b, j = local.shape[:2]
-    rot_parts, pos_parts, order = [], [], []
-    rot_of: dict[int, tuple[int, int]] = {}
-    for level, (children, parents) in enumerate(levels):
+    rot_parts, pos_parts = [], []
+    for level, (children, parents, where) in enumerate(plan.levels):
         if level == 0:
             rot = local[:, children]
             pos = rest_joints[:, children]
         else:
-            prev_rot = torch.cat(rot_parts, 1)
-            prev_pos = torch.cat(pos_parts, 1)
-            where = torch.as_tensor([rot_of[p] for p in parents.tolist()])
-            parent_rot = prev_rot[:, where]
-            parent_pos = prev_pos[:, where]
+            parent_rot = torch.cat(rot_parts, 1)[:, where]
+            parent_pos = torch.cat(pos_parts, 1)[:, where]
             bone = rest_joints[:, children] - rest_joints[:, parents]
             pos = parent_pos + torch.einsum("bnij,bnj->bni", parent_rot, bone)
             rot = parent_rot @ local[:, children]
-        for c in children.tolist():
-            rot_of[c] = len(order)
-            order.append(c)
         rot_parts.append(rot)
         pos_parts.append(pos)
-    inverse = np.argsort(np.asarray(order))
-    index = torch.as_tensor(inverse)
-    return torch.cat(rot_parts, 1)[:, index], torch.cat(pos_parts, 1)[:, index]
+    return torch.cat(rot_parts, 1)[:, plan.inverse], torch.cat(pos_parts, 1)[:, plan.inverse]
