@@ -28,6 +28,7 @@ size in pixels.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 
@@ -436,7 +437,8 @@ def fit_body(
     lbfgs_stages = _LBFGS_STAGES[opts.optimiser]
     params = [raw_clothing, free_pose, shape, translation]
     it = 0
-    for stage, count in _runs(stages):
+    for stage, run in itertools.groupby(stages):
+        count = len(list(run))
         if stage not in lbfgs_stages:
             for _ in range(count):
                 contour_state["refresh"] = it % opts.contour_every == 0
@@ -472,17 +474,6 @@ def fit_body(
         keypoint_scale_px=float(scale_px),
         losses={k: float(v.detach()) for k, v in losses.items()},
     )
-
-
-def _runs(stages: list[str]) -> list[tuple[str, int]]:
-    """Consecutive runs of equal stages: ["a", "a", "b"] -> [("a", 2), ("b", 1)]."""
-    runs: list[tuple[str, int]] = []
-    for stage in stages:
-        if runs and runs[-1][0] == stage:
-            runs[-1] = (stage, runs[-1][1] + 1)
-        else:
-            runs.append((stage, 1))
-    return runs
 
 
 def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
