@@ -354,46 +354,6 @@ def test_lbfgs_brings_the_keypoints_closer_than_adam_in_as_many_evaluations(body
     assert after["lbfgs"] < after["adam"]
 
 
-def test_a_hole_in_the_mask_at_a_seen_knee_takes_that_leg_out_of_the_silhouette(body) -> None:
-    """A patch in front of the left knee cuts the person mask there while MediaPipe still sees
-    the knee: the thigh and shin of that side are left out of the silhouette terms, nothing on
-    the intact mask, and a patch away from the limb joints changes nothing."""
-    from recon3d.fitting.body_fit import _limbs_off_mask, _mask_fields
-
-    size = (600, 900)
-    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
-    pose = np.zeros((body.num_joints, 3), np.float32)
-    pose[body.bone("upperleg01.L")] = (-0.5, 0.0, 0.0)
-    pose[body.bone("lowerleg01.L")] = (0.8, 0.0, 0.0)
-    shape = np.zeros(body.num_shape, np.float32)
-    person, _ = _synthetic_person(body, pose, shape, K, size)
-    options = BodyFitOptions(exclude_limbs_off_mask=True)
-    h, w = person.mask.shape
-    work = min(1.0, 384 / max(h, w))
-    scale = 200.0
-    sdf, _ = _mask_fields(person, work)
-    assert _limbs_off_mask(person, sdf, work, scale, options) == set()
-
-    knee = person.points[POSE_LANDMARKS.index("left_knee")]
-    covered = person.mask.copy()
-    x0, y0 = np.round(knee - 40).astype(int)
-    covered[y0 : y0 + 80, x0 : x0 + 80] = 0
-    person_covered = BodyLandmarks(
-        person.points, person.visibility, person.world, covered, person.box
-    )
-    sdf, _ = _mask_fields(person_covered, work)
-    assert _limbs_off_mask(person_covered, sdf, work, scale, options) == {"thigh.L", "shin.L"}
-    shoulder = person.points[POSE_LANDMARKS.index("left_shoulder")]
-    elsewhere = person.mask.copy()
-    x0, y0 = np.round(shoulder - 20).astype(int)
-    elsewhere[y0 : y0 + 40, x0 : x0 + 40] = 0
-    person_elsewhere = BodyLandmarks(
-        person.points, person.visibility, person.world, elsewhere, person.box
-    )
-    sdf, _ = _mask_fields(person_elsewhere, work)
-    assert _limbs_off_mask(person_elsewhere, sdf, work, scale, options) == set()
-
-
 def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:
     from recon3d.fitting.body_fit import _unseen_ends
 

@@ -180,13 +180,6 @@ class BodyFitOptions:
     #: otherwise, ties included, from the guess. A no-op from the rest pose; matters when
     #: ``init`` is a network's guess.
     choose_unseen_legs: bool = False
-    #: Leave a limb out of the silhouette terms where MediaPipe sees its joint (elbow, wrist,
-    #: knee, ankle) inside the photo but the person mask does not cover that joint (by more than
-    #: ``off_mask_margin`` torso lengths): something in front of the person (a table, a
-    #: passer-by) cut the mask there, or the segmentation missed the limb, and pulling the
-    #: limb into the mask would move it away from where MediaPipe and the start put it.
-    exclude_limbs_off_mask: bool = False
-    off_mask_margin: float = 0.05
 
 
 @dataclass
@@ -286,15 +279,7 @@ def fit_body(
     # podium or below the frame, the mask says nothing about them.
     frozen_names, hidden_parts = _unobserved(person, opts.visibility_threshold)
     frozen = torch.as_tensor([n in frozen_names for n in free_names], device=device)
-    silhouette_parts_out = set(hidden_parts)
-    if opts.exclude_limbs_off_mask:
-        off_mask = _limbs_off_mask(person, sdf, work, scale_px, opts)
-        if off_mask:
-            _log.debug("limbs off the person mask, out of the silhouette terms: %s", off_mask)
-        silhouette_parts_out |= off_mask
-    seen_vertex = ~np.isin(
-        np.asarray(model.part_names)[model.vertex_part], list(silhouette_parts_out)
-    )
+    seen_vertex = ~np.isin(np.asarray(model.part_names)[model.vertex_part], list(hidden_parts))
     seen_vertex_t = torch.as_tensor(seen_vertex, device=device)
 
     if init is None:
@@ -495,36 +480,6 @@ def _unobserved(person: BodyLandmarks, threshold: float) -> tuple[set[str], set[
             frozen |= {f"lowerleg01.{side}", f"foot.{side}"}
             hidden |= {f"shin.{side}", f"foot.{side}"}
     return frozen, hidden
-
-
-# Limb joint -> the body parts around it (their suffix ".L"/".R" added per side).
-_JOINT_PARTS = {
-    "elbow": ("upperarm", "forearm"),
-    "wrist": ("forearm", "hand"),
-    "knee": ("thigh", "shin"),
-    "ankle": ("shin", "foot"),
-}
-
-
-def _limbs_off_mask(
-    person: BodyLandmarks, sdf: np.ndarray, work: float, scale_px: float, opts: BodyFitOptions
-) -> set[str]:
-    """Body parts around each limb joint that MediaPipe sees inside the photo but that lies
-    outside the person mask by more than ``opts.off_mask_margin`` torso lengths (``sdf``: signed
-    distance to the mask at the working scale ``work``, outside > 0)."""
-    seen = person.visible(opts.visibility_threshold)
-    hh, ww = sdf.shape
-    parts: set[str] = set()
-    for side, name in (("L", "left"), ("R", "right")):
-        for joint, around in _JOINT_PARTS.items():
-            index = POSE_LANDMARKS.index(f"{name}_{joint}")
-            x, y = person.points[index] * work
-            if not (seen[index] and 0 <= x <= ww - 1 and 0 <= y <= hh - 1):
-                continue
-            outside = sdf[int(round(y)), int(round(x))] / (scale_px * work)
-            if outside > opts.off_mask_margin:
-                parts |= {f"{part}.{side}" for part in around}
-    return parts
 
 
 # Limb bone -> the landmarks at its far end, whose visibility says whether the bone is seen.
