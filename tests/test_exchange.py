@@ -117,6 +117,35 @@ def test_obj_round_trip(mesh: trimesh.Trimesh, tmp_path: Path) -> None:
         np.testing.assert_array_equal(np.asarray(png), np.asarray(mesh.visual.material.image))
 
 
+def _png_at(pixels: np.ndarray, level: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("ext", [".obj", ".glb"])
+def test_texture_is_encoded_at_the_fast_png_level(
+    mesh: trimesh.Trimesh, tmp_path: Path, ext: str
+) -> None:
+    """The written PNG is exactly Pillow's encoding at PNG_COMPRESS_LEVEL (not its default),
+    and the caller's image keeps no encoder settings."""
+    from recon3d.exchange._png import PNG_COMPRESS_LEVEL
+
+    export_mesh(mesh, tmp_path / f"head{ext}")
+    if ext == ".obj":
+        written = (tmp_path / "head.png").read_bytes()
+    else:
+        gltf = _load(tmp_path / "head.glb")
+        view = gltf.bufferViews[gltf.images[0].bufferView]
+        blob = gltf.binary_blob()
+        # trimesh pads the view to 4 bytes; a PNG ends with IEND's fixed, non-zero CRC.
+        written = blob[view.byteOffset : view.byteOffset + view.byteLength].rstrip(b"\0")
+    pixels = np.asarray(mesh.visual.material.image)
+    assert written == _png_at(pixels, PNG_COMPRESS_LEVEL)
+    assert written != _png_at(pixels, 6)
+    assert not getattr(mesh.visual.material.image, "encoderinfo", {})
+
+
 def test_obj_companions_follow_stem_with_spaces_and_upper_case(
     mesh: trimesh.Trimesh, tmp_path: Path
 ) -> None:

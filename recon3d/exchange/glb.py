@@ -33,6 +33,7 @@ from trimesh.visual.material import PBRMaterial, SimpleMaterial
 from trimesh.visual.texture import TextureVisuals
 
 from recon3d.errors import ExportError
+from recon3d.exchange._png import fast_png
 from recon3d.exchange.atomic import check_target, write_atomic
 from recon3d.skeleton import Skeleton
 
@@ -406,6 +407,9 @@ def _pbr_material(material: object) -> object:
         return material
     image = material.image
     converted = material.to_pbr()
+    if image is not None and image.format in (None, "PNG"):
+        # trimesh writes these as PNG (it keeps a JPEG's format): at the faster level.
+        image = fast_png(image)
     return PBRMaterial(
         name=material.name,
         baseColorTexture=image,

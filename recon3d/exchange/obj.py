@@ -29,6 +29,7 @@ from trimesh.visual.material import SimpleMaterial
 from trimesh.visual.texture import TextureVisuals
 
 from recon3d.errors import ExportError
+from recon3d.exchange._png import fast_png
 from recon3d.exchange.atomic import PathInput, check_target, write_group_atomic
 
 __all__ = ["export_obj"]
@@ -180,15 +181,14 @@ def _png_ready(image: Image.Image | None) -> Image.Image | None:
 
     trimesh saves a texture in ``image.format`` and names it ``<material>.<format>``, so a
     texture loaded from a JPEG would come out as ``<material>.jpeg``. PIL copies have
-    ``format=None``, which trimesh writes as PNG.
+    ``format=None``, which trimesh writes as PNG; the copy is encoded at
+    :data:`~recon3d.exchange._png.PNG_COMPRESS_LEVEL`.
     """
     if image is None:
         return None
     if image.mode not in _PNG_MODES:
-        return image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    if image.format not in (None, "PNG"):
-        return image.copy()
-    return image
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    return fast_png(image)
 
 
 def _name_companions(extra: dict[str, bytes], mtl_path: Path, png_path: Path) -> dict[Path, bytes]:
