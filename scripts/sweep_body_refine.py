@@ -32,14 +32,16 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 def refine_options(variant: str):
     """``BodyFitOptions`` from
-    "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs][@learning_rate][:optimiser]"
-    ("+legs": ``choose_unseen_legs``; "+netheight" and "+rays" suffixes are read by
+    "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs][+keepbelow][@learning_rate]
+    [:optimiser]" ("+legs": ``choose_unseen_legs``; "+keepbelow": not
+    ``stand_legs_below_frame``; "+netheight" and "+rays" suffixes are read by
     :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
     variant = variant.removesuffix("+rays").removesuffix("+netheight")
+    variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
     fields = variant.split("/")
     if len(fields) not in (4, 5):
@@ -53,6 +55,7 @@ def refine_options(variant: str):
         init_weight=weights[0],
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
         choose_unseen_legs=legs,
+        stand_legs_below_frame=not keep_below,
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
     )
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+netheight][+rays][@learning_rate][:optimiser]",
+        help="t/p/s/w[/h][+legs][+keepbelow][+netheight][+rays][@learning_rate][:optimiser]",
     )
     parser.add_argument(
         "--cut-off",

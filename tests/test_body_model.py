@@ -419,7 +419,12 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     one_step = dict(torso_iterations=0, pose_iterations=1, silhouette_iterations=0)
 
     def fitted_thigh(
-        true_swing: float, guess_swing: float, choose: bool, covered: bool = False
+        true_swing: float,
+        guess_swing: float,
+        choose: bool,
+        covered: bool = False,
+        knee_below_frame: bool = False,
+        stand_below_frame: bool = True,
     ) -> float:
         pose = np.zeros((body.num_joints, 3), np.float32)
         pose[thigh] = (0.0, 0.0, true_swing)  # sideways, in the image plane
@@ -429,10 +434,14 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
             person.mask[int(hip) :] = 0
         for name in ("left_knee", "left_ankle", "left_heel", "left_foot_index"):
             person.visibility[POSE_LANDMARKS.index(name)] = 0.05
+        if knee_below_frame:  # MediaPipe's guess for a knee under the photo's bottom edge
+            person.points[POSE_LANDMARKS.index("left_knee"), 1] = size[1] + 20
         start_pose = pose.copy()
         start_pose[thigh] = (0.0, 0.0, guess_swing)
         start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
-        options = BodyFitOptions(**one_step, choose_unseen_legs=choose)
+        options = BodyFitOptions(
+            **one_step, choose_unseen_legs=choose, stand_legs_below_frame=stand_below_frame
+        )
         return float(fit_body(body, person, K, options=options, init=start).pose[thigh, 2])
 
     # Standing person, leg guessed far out: the rest pose lies in the mask, it wins.
@@ -443,6 +452,12 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     assert fitted_thigh(0.0, 0.6, choose=True, covered=True) == pytest.approx(0.6, abs=1e-6)
     # Off by default: the start is kept whatever the mask says.
     assert fitted_thigh(0.0, 1.2, choose=False) == pytest.approx(1.2, abs=1e-6)
+    # The knee placed below the photo: standing, whatever the mask says, unless that rule is
+    # off; then the mask decides as for any unseen leg.
+    assert fitted_thigh(0.6, 0.6, choose=True, knee_below_frame=True) == pytest.approx(0.0)
+    below = dict(choose=True, knee_below_frame=True, stand_below_frame=False)
+    assert fitted_thigh(0.6, 0.6, **below) == pytest.approx(0.6, abs=1e-6)
+    assert fitted_thigh(0.0, 1.2, **below) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_hand_detector_finds_a_rendered_hand(body) -> None:

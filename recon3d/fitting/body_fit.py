@@ -180,6 +180,10 @@ class BodyFitOptions:
     #: otherwise, ties included, from the guess. A no-op from the rest pose; matters when
     #: ``init`` is a network's guess.
     choose_unseen_legs: bool = False
+    #: With ``choose_unseen_legs``: stand a leg whose knee MediaPipe places outside the photo.
+    #: ``False`` leaves that leg to the mask test like the others (the start's guess unless
+    #: standing puts more of it inside the mask).
+    stand_legs_below_frame: bool = True
 
 
 @dataclass
@@ -287,7 +291,15 @@ def fit_body(
     start_pose = init.pose
     if opts.choose_unseen_legs and frozen_names:
         start_pose = _choose_unseen_legs(
-            model, person, init, frozen_names, hidden_parts, K, sdf, work
+            model,
+            person,
+            init,
+            frozen_names,
+            hidden_parts,
+            K,
+            sdf,
+            work,
+            opts.stand_legs_below_frame,
         )
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(start_pose[list(free)], dtype=dtype, device=device)[None]
@@ -525,6 +537,7 @@ def _choose_unseen_legs(
     K: np.ndarray,
     sdf: np.ndarray,
     work: float,
+    stand_below_frame: bool = True,
 ) -> np.ndarray:
     """``init.pose`` (J, 3) with each unseen leg's frozen bones set to the rest pose (standing)
     where standing puts a larger share of the leg's in-frame vertices inside the person mask
@@ -555,7 +568,7 @@ def _choose_unseen_legs(
         if np.allclose(rest[bones], pose[bones]):
             continue
         knee_x, knee_y = person.points[POSE_LANDMARKS.index(f"{name}_knee")]
-        if not (0 <= knee_x < w and 0 <= knee_y < h):
+        if stand_below_frame and not (0 <= knee_x < w and 0 <= knee_y < h):
             pose[bones] = 0.0
             continue
         leg = np.isin(part_of_vertex, parts)
