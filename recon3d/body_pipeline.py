@@ -38,8 +38,8 @@ USE_NETWORK_BY_DEFAULT = True
 #: The fit that refines the network's estimate: no rigid warm-up, 20 pose and 40 silhouette
 #: iterations (60 measured the same within noise, and slower), a pull towards the network's pose
 #: only on limbs whose end MediaPipe does not see, and unseen legs that keep the network's guess
-#: unless the person mask prefers standing, also where MediaPipe places the knee just below the
-#: photo (measured in docs/body_network.md: better on real photos, hidden limbs and portraits).
+#: unless the person mask prefers standing, also where MediaPipe places a knee it reports
+#: visible just outside the photo (measured in docs/body_network.md).
 REFINE_OPTIONS = BodyFitOptions(
     torso_iterations=0,
     pose_iterations=20,
@@ -47,7 +47,7 @@ REFINE_OPTIONS = BodyFitOptions(
     init_weight=0.0,
     hidden_init_weight=0.5,
     choose_unseen_legs=True,
-    stand_legs_below_frame=False,
+    trust_knees_outside_frame=True,
 )
 
 #: How the network's estimate places the limbs MediaPipe sees (``predict_fit``'s ``limbs``).

@@ -33,8 +33,8 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 def refine_options(variant: str):
     """``BodyFitOptions`` from
     "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs][+keepbelow][@learning_rate]
-    [:optimiser]" ("+legs": ``choose_unseen_legs``; "+keepbelow": not
-    ``stand_legs_below_frame``; "+netheight" and "+rays" suffixes are read by
+    [:optimiser]" ("+legs": ``choose_unseen_legs``; "+keepbelow":
+    ``trust_knees_outside_frame``; "+netheight" and "+rays" suffixes are read by
     :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
@@ -55,7 +55,7 @@ def refine_options(variant: str):
         init_weight=weights[0],
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
         choose_unseen_legs=legs,
-        stand_legs_below_frame=not keep_below,
+        trust_knees_outside_frame=keep_below,
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
     )

@@ -424,7 +424,8 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
         choose: bool,
         covered: bool = False,
         knee_below_frame: bool = False,
-        stand_below_frame: bool = True,
+        trust_outside_frame: bool = False,
+        knee_visibility: float = 0.05,
     ) -> float:
         pose = np.zeros((body.num_joints, 3), np.float32)
         pose[thigh] = (0.0, 0.0, true_swing)  # sideways, in the image plane
@@ -432,15 +433,16 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
         if covered:  # something in front of the legs: the mask stops at the hips
             hip = person.points[POSE_LANDMARKS.index("left_hip"), 1]
             person.mask[int(hip) :] = 0
-        for name in ("left_knee", "left_ankle", "left_heel", "left_foot_index"):
+        for name in ("left_ankle", "left_heel", "left_foot_index"):
             person.visibility[POSE_LANDMARKS.index(name)] = 0.05
+        person.visibility[POSE_LANDMARKS.index("left_knee")] = knee_visibility
         if knee_below_frame:  # MediaPipe's guess for a knee under the photo's bottom edge
             person.points[POSE_LANDMARKS.index("left_knee"), 1] = size[1] + 20
         start_pose = pose.copy()
         start_pose[thigh] = (0.0, 0.0, guess_swing)
         start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
         options = BodyFitOptions(
-            **one_step, choose_unseen_legs=choose, stand_legs_below_frame=stand_below_frame
+            **one_step, choose_unseen_legs=choose, trust_knees_outside_frame=trust_outside_frame
         )
         return float(fit_body(body, person, K, options=options, init=start).pose[thigh, 2])
 
@@ -452,12 +454,14 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     assert fitted_thigh(0.0, 0.6, choose=True, covered=True) == pytest.approx(0.6, abs=1e-6)
     # Off by default: the start is kept whatever the mask says.
     assert fitted_thigh(0.0, 1.2, choose=False) == pytest.approx(1.2, abs=1e-6)
-    # The knee placed below the photo: standing, whatever the mask says, unless that rule is
-    # off; then the mask decides as for any unseen leg.
+    # The knee placed below the photo: standing, whatever the mask says...
     assert fitted_thigh(0.6, 0.6, choose=True, knee_below_frame=True) == pytest.approx(0.0)
-    below = dict(choose=True, knee_below_frame=True, stand_below_frame=False)
-    assert fitted_thigh(0.6, 0.6, **below) == pytest.approx(0.6, abs=1e-6)
-    assert fitted_thigh(0.0, 1.2, **below) == pytest.approx(0.0, abs=1e-6)
+    # ...also when trusted, if MediaPipe does not see the knee (an upper-body portrait)...
+    below = dict(choose=True, knee_below_frame=True, trust_outside_frame=True)
+    assert fitted_thigh(0.6, 0.6, **below) == pytest.approx(0.0)
+    # ...but a knee it reports visible just past the edge is left to the mask test.
+    assert fitted_thigh(0.6, 0.6, **below, knee_visibility=0.9) == pytest.approx(0.6, abs=1e-6)
+    assert fitted_thigh(0.0, 1.2, **below, knee_visibility=0.9) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_hand_detector_finds_a_rendered_hand(body) -> None:

@@ -180,10 +180,13 @@ class BodyFitOptions:
     #: otherwise, ties included, from the guess. A no-op from the rest pose; matters when
     #: ``init`` is a network's guess.
     choose_unseen_legs: bool = False
-    #: With ``choose_unseen_legs``: stand a leg whose knee MediaPipe places outside the photo.
-    #: ``False`` leaves that leg to the mask test like the others (the start's guess unless
-    #: standing puts more of it inside the mask).
-    stand_legs_below_frame: bool = True
+    #: With ``choose_unseen_legs``, a leg whose knee MediaPipe places outside the photo stands,
+    #: except, with this set, where MediaPipe still reports that knee visible (visibility at
+    #: least ``visibility_threshold``: a confident guess just past the edge, as for a person
+    #: cut at the knees); that leg is left to the mask test like other unseen legs (the start's
+    #: guess unless standing puts more of it inside the mask). Knees of upper-body portraits
+    #: are reported with visibilities near 0 and still stand.
+    trust_knees_outside_frame: bool = False
 
 
 @dataclass
@@ -299,7 +302,8 @@ def fit_body(
             K,
             sdf,
             work,
-            opts.stand_legs_below_frame,
+            opts.trust_knees_outside_frame,
+            opts.visibility_threshold,
         )
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(start_pose[list(free)], dtype=dtype, device=device)[None]
@@ -537,7 +541,8 @@ def _choose_unseen_legs(
     K: np.ndarray,
     sdf: np.ndarray,
     work: float,
-    stand_below_frame: bool = True,
+    trust_outside_frame: bool = False,
+    threshold: float = 0.5,
 ) -> np.ndarray:
     """``init.pose`` (J, 3) with each unseen leg's frozen bones set to the rest pose (standing)
     where standing puts a larger share of the leg's in-frame vertices inside the person mask
@@ -567,8 +572,10 @@ def _choose_unseen_legs(
         rest[bones] = 0.0
         if np.allclose(rest[bones], pose[bones]):
             continue
-        knee_x, knee_y = person.points[POSE_LANDMARKS.index(f"{name}_knee")]
-        if stand_below_frame and not (0 <= knee_x < w and 0 <= knee_y < h):
+        knee = POSE_LANDMARKS.index(f"{name}_knee")
+        knee_x, knee_y = person.points[knee]
+        trusted = trust_outside_frame and person.visibility[knee] >= threshold
+        if not trusted and not (0 <= knee_x < w and 0 <= knee_y < h):
             pose[bones] = 0.0
             continue
         leg = np.isin(part_of_vertex, parts)
