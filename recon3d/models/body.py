@@ -152,7 +152,7 @@ class BodyModel(torch.nn.Module):
             arrays["mediapipe478_face"].astype(np.int64), arrays["mediapipe478_bary"]
         )
         self.source = metadata.get("source", "")
-        self._levels = _kinematic_levels(self.parents)
+        self._plan = _kinematic_plan(self.parents)
         self._collapsed: dict[tuple[int, ...], tuple] = {}
 
     @classmethod
@@ -225,7 +225,7 @@ class BodyModel(torch.nn.Module):
             :class:`BodyOutput`; with ``bones``, ``joints`` and ``rotations`` hold those bones.
         """
         b = shape.shape[0]
-        levels, skin, select = self._skeleton(bones)
+        plan, skin, select = self._skeleton(bones)
         n = skin.shape[1]
         if pose.shape not in ((b, n, 3), (b, n, 3, 3)):
             raise ValueError(
@@ -241,7 +241,7 @@ class BodyModel(torch.nn.Module):
             rest_vertices = rest_vertices[:, vertex_indices]
             skin = skin[vertex_indices]
         local = pose if pose.ndim == 4 else axis_angle_to_matrix(pose)
-        rotations, joints = _forward_kinematics(levels, local, rest_joints)
+        rotations, joints = _forward_kinematics(plan, local, rest_joints)
         # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points;
         # stored transposed, (4, 3) per bone, so that the blended transform's rows are
         # contiguous and the product with [x, y, z, 1] is four broadcast multiply-adds (the
@@ -258,12 +258,13 @@ class BodyModel(torch.nn.Module):
         return BodyOutput(vertices, joints, rotations, rest_joints)
 
     def _skeleton(self, bones: tuple[int, ...] | None):
-        """Parents, (V, n) skin matrix and joint selection of the full or a collapsed skeleton.
+        """Kinematic plan, (V, n) skin matrix and joint selection of the full or a collapsed
+        skeleton.
 
         With identity rotations, a bone's skinning transform equals its nearest posed
         ancestor's, so the weights of unposed bones move to that ancestor."""
         if bones is None:
-            return self._levels, self.skin_matrix, None
+            return self._plan, self.skin_matrix, None
         key = tuple(int(x) for x in bones)
         cached = self._collapsed.get(key)
         if cached is None:
@@ -282,7 +283,7 @@ class BodyModel(torch.nn.Module):
             collapse = torch.zeros(self.num_joints, len(order), dtype=self.skin_matrix.dtype)
             collapse[torch.arange(self.num_joints), torch.as_tensor(owner)] = 1.0
             skin = self.skin_matrix @ collapse.to(self.skin_matrix.device)
-            cached = (_kinematic_levels(parents), skin, torch.as_tensor(order))
+            cached = (_kinematic_plan(parents), skin, torch.as_tensor(order))
             self._collapsed[key] = cached
         return cached
 
@@ -432,7 +433,7 @@ class _KinematicPlan:
     inverse: torch.Tensor
 
 
-def _kinematic_levels(parents: np.ndarray) -> _KinematicPlan:
+def _kinematic_plan(parents: np.ndarray) -> _KinematicPlan:
     """The :class:`_KinematicPlan` of a skeleton given by its (J,) parent indices (-1: root)."""
     depth = np.zeros(len(parents), np.int64)
     for j, p in enumerate(parents):
