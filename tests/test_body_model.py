@@ -170,14 +170,19 @@ def test_bad_shapes_raise(body) -> None:
         body.bone("tail")
 
 
-def test_unknown_optimiser_raises(body) -> None:
-    person = BodyLandmarks(
+def _blank_person() -> BodyLandmarks:
+    """Every landmark at the origin with visibility 0.9, an 8x8 all-person mask."""
+    return BodyLandmarks(
         np.zeros((33, 2), np.float32),
         np.full(33, 0.9, np.float32),
         np.zeros((33, 3), np.float32),
         np.ones((8, 8), np.float32),
         np.array([0, 0, 8, 8], np.float32),
     )
+
+
+def test_unknown_optimiser_raises(body) -> None:
+    person = _blank_person()
     with pytest.raises(ValueError, match="optimiser must be one of"):
         fit_body(body, person, np.eye(3), options=BodyFitOptions(optimiser="sgd"))
 
@@ -358,13 +363,7 @@ def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:
     from recon3d.fitting.body_fit import _unseen_ends
 
     bones = ["root", "upperarm01.L", "lowerarm01.L", "wrist.L", "lowerarm01.R", "lowerleg01.R"]
-    person = BodyLandmarks(
-        np.zeros((33, 2), np.float32),
-        np.full(33, 0.9, np.float32),
-        np.zeros((33, 3), np.float32),
-        np.ones((8, 8), np.float32),
-        np.array([0, 0, 8, 8], np.float32),
-    )
+    person = _blank_person()
     person.visibility[POSE_LANDMARKS.index("left_wrist")] = 0.2
     person.visibility[POSE_LANDMARKS.index("right_wrist")] = 0.1
     person.visibility[POSE_LANDMARKS.index("right_ankle")] = 0.6  # seen: above the threshold
