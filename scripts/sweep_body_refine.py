@@ -31,16 +31,16 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 
 def refine_options(variant: str):
-    """``BodyFitOptions`` from
-    "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs][+keepbelow][@learning_rate]
-    [:optimiser]" ("+legs": ``choose_unseen_legs``; "+keepbelow":
-    ``trust_knees_outside_frame``; "+netheight" and "+rays" suffixes are read by
-    :func:`estimate_options`)."""
+    """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
+    [+keepbelow][+outside][@learning_rate][:optimiser]" ("+legs": ``choose_unseen_legs``;
+    "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
+    "+netheight" and "+rays" suffixes, last, are read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
     variant = variant.removesuffix("+rays").removesuffix("+netheight")
+    variant, outside = variant.removesuffix("+outside"), variant.endswith("+outside")
     variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
     fields = variant.split("/")
@@ -56,6 +56,7 @@ def refine_options(variant: str):
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
         choose_unseen_legs=legs,
         trust_knees_outside_frame=keep_below,
+        landmarks_outside_frame=outside,
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
     )

@@ -463,6 +463,40 @@ def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     assert fitted_thigh(0.0, 1.2, **below, knee_visibility=0.9) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_landmarks_outside_the_frame_count_when_asked(body) -> None:
+    """A person cut above the knees whose knees MediaPipe still reports visible past the
+    bottom edge: by default that leg counts as unseen and stays at its start; with
+    ``landmarks_outside_frame`` the knee pulls the thigh back towards the truth."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    shape = np.zeros(body.num_shape, np.float32)
+    person, _ = _synthetic_person(body, pose, shape, K, size)
+    knee_y = person.points[POSE_LANDMARKS.index("left_knee"), 1]
+    cut = int(knee_y) - 20  # the photo ends 20 px above the knees
+    person = BodyLandmarks(
+        person.points, person.visibility, person.world, person.mask[:cut], person.box
+    )
+    thigh = body.bone("upperleg01.L")
+    start_pose = pose.copy()
+    start_pose[thigh] = (0.0, 0.0, 0.4)
+    start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
+    off = {}
+    for outside in (False, True):
+        options = BodyFitOptions(
+            torso_iterations=0,
+            pose_iterations=30,
+            silhouette_iterations=0,
+            landmarks_outside_frame=outside,
+        )
+        fit = fit_body(body, person, K, options=options, init=start)
+        off[outside] = float(np.linalg.norm(fit.pose[thigh] - pose[thigh]))
+    assert off[False] == pytest.approx(0.4, abs=1e-6)
+    assert off[True] < 0.6 * off[False]
+
+
 def test_hand_detector_finds_a_rendered_hand(body) -> None:
     """MediaPipe's hand model, run on crops around the pose's wrists, finds the hands of a
     rendered body (one arm held out sideways, one hanging), and each hand's wrist and index

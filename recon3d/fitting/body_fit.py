@@ -187,6 +187,10 @@ class BodyFitOptions:
     #: guess unless standing puts more of it inside the mask). Knees of upper-body portraits
     #: are reported with visibilities near 0 and still stand.
     trust_knees_outside_frame: bool = False
+    #: Count a landmark MediaPipe reports visible even where it lies outside the photo (a
+    #: confident guess past the edge) in the keypoint term and in deciding which legs are seen.
+    #: By default only landmarks inside the photo count.
+    landmarks_outside_frame: bool = False
 
 
 @dataclass
@@ -250,7 +254,11 @@ def fit_body(
     mp_index = [POSE_LANDMARKS.index(k) for k in MEDIAPIPE_TO_MODEL]
     model_index = torch.as_tensor([model.keypoint(v) for v in MEDIAPIPE_TO_MODEL.values()])
     target_2d = person.points[mp_index].astype(np.float64)
-    weight_np = np.where(person.visible(opts.visibility_threshold)[mp_index], 1.0, 0.0)
+    if opts.landmarks_outside_frame:
+        seen = person.visibility > opts.visibility_threshold
+    else:
+        seen = person.visible(opts.visibility_threshold)
+    weight_np = np.where(seen[mp_index], 1.0, 0.0)
     weight_np *= person.visibility[mp_index]
     names = list(MEDIAPIPE_TO_MODEL)
     for side, points in (hands or {}).items():
@@ -284,7 +292,7 @@ def fit_body(
     warm_bones = torch.as_tensor([n in _WARM_BONES for n in free_names], device=device)
     # Unseen legs stay in the rest pose (standing) and out of the silhouette terms: behind a
     # podium or below the frame, the mask says nothing about them.
-    frozen_names, hidden_parts = _unobserved(person, opts.visibility_threshold)
+    frozen_names, hidden_parts = _unobserved(seen)
     frozen = torch.as_tensor([n in frozen_names for n in free_names], device=device)
     seen_vertex = ~np.isin(np.asarray(model.part_names)[model.vertex_part], list(hidden_parts))
     seen_vertex_t = torch.as_tensor(seen_vertex, device=device)
@@ -482,10 +490,10 @@ def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     return upper * torch.sigmoid(raw)
 
 
-def _unobserved(person: BodyLandmarks, threshold: float) -> tuple[set[str], set[str]]:
+def _unobserved(seen: np.ndarray) -> tuple[set[str], set[str]]:
     """Bones to keep at rest and body parts to leave out of the silhouette terms, per leg:
-    without a visible knee the whole leg, without a visible ankle the shin and foot."""
-    seen = person.visible(threshold)
+    without a seen knee the whole leg, without a seen ankle the shin and foot (``seen``:
+    (33,) bool per MediaPipe landmark)."""
     frozen: set[str] = set()
     hidden: set[str] = set()
     for side, name in (("L", "left"), ("R", "right")):
