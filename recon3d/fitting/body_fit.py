@@ -181,11 +181,11 @@ class BodyFitOptions:
     #: ``init`` is a network's guess.
     choose_unseen_legs: bool = False
     #: With ``choose_unseen_legs``, a leg whose knee MediaPipe places outside the photo stands,
-    #: except, with this set, where MediaPipe still reports that knee visible (visibility at
-    #: least ``visibility_threshold``: a confident guess just past the edge, as for a person
-    #: cut at the knees); that leg is left to the mask test like other unseen legs (the start's
-    #: guess unless standing puts more of it inside the mask). Knees of upper-body portraits
-    #: are reported with visibilities near 0 and still stand.
+    #: except, with this set, where MediaPipe still reports that knee visible (visibility
+    #: above ``visibility_threshold``, as everywhere in the fit: a confident guess just past
+    #: the edge, as for a person cut at the knees); that leg is left to the mask test like
+    #: other unseen legs (the start's guess unless standing puts more of it inside the mask).
+    #: Knees of upper-body portraits are reported with visibilities near 0 and still stand.
     trust_knees_outside_frame: bool = False
     #: Count a landmark MediaPipe reports visible even where it lies outside the photo (a
     #: confident guess past the edge) in the keypoint term and in deciding which legs are seen.
@@ -582,7 +582,7 @@ def _choose_unseen_legs(
             continue
         knee = POSE_LANDMARKS.index(f"{name}_knee")
         knee_x, knee_y = person.points[knee]
-        trusted = trust_outside_frame and person.visibility[knee] >= threshold
+        trusted = trust_outside_frame and person.visibility[knee] > threshold
         if not trusted and not (0 <= knee_x < w and 0 <= knee_y < h):
             pose[bones] = 0.0
             continue
