@@ -329,6 +329,61 @@ def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
     np.testing.assert_allclose(aligned[shin], pose[shin])
 
 
+def test_solve_rigid_pose_turns_the_body_onto_its_trunk_and_head_landmarks() -> None:
+    """From a start turned 25 degrees away and shifted, the trunk and head keypoints reproject
+    onto their landmarks again; only the root rotation changes, the body moves rigidly, and with
+    fewer than five landmarks seen nothing is solved."""
+    from scipy.spatial.transform import Rotation
+
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import RIGID_LANDMARKS, solve_rigid_pose
+
+    model = BodyModel.from_pretrained()
+    rng = np.random.default_rng(3)
+    shape = np.zeros(model.num_shape, np.float32)
+    truth = np.zeros((model.num_joints, 3), np.float32)
+    truth[model.bone("upperarm01.L")] = rng.normal(0, 0.3, 3)
+    truth[model.bone("spine03")] = [0.2, 0.1, 0.0]
+    translation = np.array([0.05, 0.1, 3.0])
+    K = np.array([[1100.0, 0, 300], [0, 1100.0, 450], [0, 0, 1]])
+
+    def keypoints(p, t):
+        with torch.no_grad():
+            out = model(torch.as_tensor(shape)[None], torch.as_tensor(p)[None])
+        return model.keypoints(out.vertices)[0].numpy().astype(np.float64) + t
+
+    def project(points):
+        uv = points @ K.T
+        return uv[:, :2] / uv[:, 2:]
+
+    rigid = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in RIGID_LANDMARKS]
+    seen = [POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS]
+    points = np.full((33, 2), 5.0, np.float32)
+    points[seen] = project(keypoints(truth, translation)[rigid])
+    visibility = np.ones(33, np.float32)
+    mask = np.zeros((900, 600), np.float32)
+    person = dataclasses.replace(_person(2), points=points, visibility=visibility, mask=mask)
+
+    start = truth.copy()
+    turn = Rotation.from_rotvec(np.radians(25) * np.array([0.6, 0.8, 0.0]))
+    start[0] = (turn * Rotation.from_rotvec(truth[0])).as_rotvec()
+    start_t = translation + [0.1, -0.05, 0.3]
+    before = np.linalg.norm(project(keypoints(start, start_t)[rigid]) - points[seen], axis=1)
+
+    pose, solved_t = solve_rigid_pose(model, person, shape, start, start_t, K)
+    after = np.linalg.norm(project(keypoints(pose, solved_t)[rigid]) - points[seen], axis=1)
+    assert before.mean() > 20 and after.max() < 0.5, (before.mean(), after.max())
+    np.testing.assert_allclose(pose[1:], start[1:])
+    np.testing.assert_allclose(keypoints(pose, solved_t), keypoints(truth, translation), atol=1e-3)
+
+    hidden = visibility.copy()
+    hidden[seen[:5]] = 0.1
+    unseen = dataclasses.replace(person, visibility=hidden)
+    assert solve_rigid_pose(model, unseen, shape, start, start_t, K) is None
+
+
 def test_checkpoints_keep_snapshots_every_n_epochs(tmp_path) -> None:
     """The last checkpoint is rewritten every epoch; ``snapshot_every`` also keeps every n-th
     epoch's network, loadable, with its epoch in the metadata."""
@@ -368,6 +423,10 @@ def test_predict_fit_rejects_bad_options() -> None:
         predict_fit(net, model, _person(0), K, align="none")
     with pytest.raises(ValueError, match="height must be one of"):
         predict_fit(net, model, _person(0), K, height="tall")
+    with pytest.raises(ValueError, match="rigid must be one of"):
+        predict_fit(net, model, _person(0), K, rigid="guess")
+    with pytest.raises(ValueError, match='rigid="photo" needs align="torso"'):
+        predict_fit(net, model, _person(0), K, align="none", limbs="network", rigid="photo")
 
 
 def test_unseen_ankles_give_the_mean_height() -> None:

@@ -170,6 +170,7 @@ def network_inputs(person) -> dict[str, np.ndarray]:
 ALIGNMENTS = ("torso", "translation", "none")
 LIMB_SOURCES = ("mediapipe", "image", "network")
 HEIGHT_SOURCES = ("prior", "network")
+RIGID_SOURCES = ("world", "photo")
 _ANKLES = ("left_ankle", "right_ankle")
 
 
@@ -183,6 +184,7 @@ def predict_fit(
     mirror: bool = True,
     limbs: str = "mediapipe",
     height: str = "prior",
+    rigid: str = "world",
 ):
     """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
     (the fit's ``init``): all bones but the predicted ones at rest, zero clothing.
@@ -226,6 +228,12 @@ def predict_fit(
             where the knees are seen, and a larger error than the mean height), and on real
             adults cut off above the ankles it guessed 1.26-1.72 m, 1.3 m for the upper body
             alone (docs/body_network.md). ``"network"``: the network's shape as it is.
+        rigid: ``"world"`` (default): the body's orientation is the torso alignment's (on
+            MediaPipe's metric world torso) and its position the closed-form translation.
+            ``"photo"``: then the whole body is turned and moved so that its trunk and head
+            keypoints reproject onto MediaPipe's landmarks in the photo
+            (:func:`solve_rigid_pose`), before the limbs go onto their rays; needs
+            ``align="torso"``.
     """
     import cv2
     from scipy.spatial.transform import Rotation
@@ -241,6 +249,10 @@ def predict_fit(
         raise ValueError(f'limbs={limbs!r} needs align="torso"')
     if height not in HEIGHT_SOURCES:
         raise ValueError(f"height must be one of {HEIGHT_SOURCES}, got {height!r}")
+    if rigid not in RIGID_SOURCES:
+        raise ValueError(f"rigid must be one of {RIGID_SOURCES}, got {rigid!r}")
+    if rigid == "photo" and align != "torso":
+        raise ValueError('rigid="photo" needs align="torso"')
     people = [person, mirror_person(person)] if mirror else [person]
     batch = [network_inputs(p) for p in people]
     inputs = batch[0]
@@ -296,6 +308,10 @@ def predict_fit(
         )
         if solved is not None:
             translation = solved
+        if rigid == "photo":
+            placed = solve_rigid_pose(model, person, shape, pose, translation, K)
+            if placed is not None:
+                pose, translation = placed
         if limbs == "image":
             pose = align_limbs_to_rays(model, person, shape, pose, translation, K)
     return BodyFit(
@@ -525,6 +541,105 @@ def root_to_camera(root: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndar
     return np.array(
         [(u - crop[0]) / crop[2], (v - crop[1]) / crop[2], np.log(root[2] * crop[2] / f)]
     )
+
+
+#: Landmarks that move with the trunk and head, not the limbs: what :func:`solve_rigid_pose`
+#: turns the whole estimate to match in the photo.
+RIGID_LANDMARKS = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_hip",
+    "right_hip",
+)
+
+
+def solve_rigid_pose(
+    model,
+    person,
+    shape: np.ndarray,
+    pose: np.ndarray,
+    translation: np.ndarray,
+    K: np.ndarray,
+    threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Turn and move the whole posed body so that its trunk and head keypoints
+    (:data:`RIGID_LANDMARKS`) reproject onto MediaPipe's landmarks in the photo.
+
+    Perspective-n-point by Levenberg-Marquardt (``cv2.solvePnP``), started from the given
+    placement, on the landmarks MediaPipe sees (visibility above ``threshold``) inside the photo;
+    the limbs move rigidly with the body. The start comes from MediaPipe's metric world torso,
+    which is a 3D guess: on portraits cut at the waist it can pitch the torso towards the camera,
+    which no translation makes agree with the photo.
+
+    Args:
+        model: the body model.
+        person: MediaPipe pose of the person.
+        shape: (num_shape,) shape coefficients.
+        pose: (J, 3) axis-angle pose in the camera's axes.
+        translation: (3,) camera-frame translation of the posed body.
+        K: (3, 3) intrinsics.
+
+    Returns:
+        The new (J, 3) pose (only the root rotation changes) and (3,) translation, or None when
+        fewer than five such landmarks are seen or the solution is behind the camera.
+    """
+    import cv2
+
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    index = np.array([POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS])
+    h, w = person.mask.shape
+    points_2d = person.points[index].astype(np.float64)
+    seen = (
+        (person.visibility[index] > threshold)
+        & (points_2d[:, 0] >= 0)
+        & (points_2d[:, 0] < w)
+        & (points_2d[:, 1] >= 0)
+        & (points_2d[:, 1] < h)
+    )
+    if seen.sum() < 5:
+        return None
+    model_index = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in RIGID_LANDMARKS]
+    keypoints = _posed_keypoints(model, shape, pose)[model_index][seen]
+    translation = np.asarray(translation, np.float64)
+    ok, rvec, tvec = cv2.solvePnP(
+        keypoints,
+        points_2d[seen],
+        np.asarray(K, np.float64),
+        None,
+        rvec=np.zeros((3, 1)),
+        tvec=translation.reshape(3, 1).copy(),
+        useExtrinsicGuess=True,
+        flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok:
+        return None
+    rotation = cv2.Rodrigues(rvec)[0]
+    if np.min((keypoints @ rotation.T + tvec.ravel())[:, 2]) <= 0:
+        return None
+    # The model turns the root about the root joint: r = R p + t becomes pose[0] <- R pose[0]
+    # with the translation that keeps the root joint where R and t put it.
+    root = _root_joint(model, shape, pose)
+    pose = pose.copy()
+    root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
+    pose[0] = cv2.Rodrigues(rotation @ root_rotation)[0].ravel()
+    return pose, rotation @ root + tvec.ravel() - root
+
+
+def _root_joint(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(3,) root joint of the posed body at zero translation."""
+    device = model.mean_vertices.device
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(shape, device=device)[None], torch.as_tensor(pose, device=device)[None]
+        )
+    return out.joints[0, 0].cpu().numpy().astype(np.float64)
 
 
 def solve_translation(
