@@ -338,7 +338,7 @@ def test_solve_rigid_pose_turns_the_body_onto_its_trunk_and_head_landmarks() -> 
     from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
     from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
     from recon3d.models.body import BodyModel
-    from recon3d.models.body_net import RIGID_LANDMARKS, solve_rigid_pose
+    from recon3d.models.body_net import RIGID_LANDMARKS, rigid_error, solve_rigid_pose
 
     model = BodyModel.from_pretrained()
     rng = np.random.default_rng(3)
@@ -376,6 +376,8 @@ def test_solve_rigid_pose_turns_the_body_onto_its_trunk_and_head_landmarks() -> 
     after = np.linalg.norm(project(keypoints(pose, solved_t)[rigid]) - points[seen], axis=1)
     assert before.mean() > 20 and after.max() < 0.5, (before.mean(), after.max())
     np.testing.assert_allclose(pose[1:], start[1:])
+    assert rigid_error(model, person, shape, pose, solved_t, K) < 1e-3
+    assert rigid_error(model, person, shape, start, start_t, K) > 0.05
     np.testing.assert_allclose(keypoints(pose, solved_t), keypoints(truth, translation), atol=1e-3)
 
     hidden = visibility.copy()
@@ -425,7 +427,7 @@ def test_predict_fit_rejects_bad_options() -> None:
         predict_fit(net, model, _person(0), K, height="tall")
     with pytest.raises(ValueError, match="rigid must be one of"):
         predict_fit(net, model, _person(0), K, rigid="guess")
-    with pytest.raises(ValueError, match='rigid="photo" needs align="torso"'):
+    with pytest.raises(ValueError, match="rigid='photo' needs align=\"torso\""):
         predict_fit(net, model, _person(0), K, align="none", limbs="network", rigid="photo")
 
 

@@ -170,7 +170,10 @@ def network_inputs(person) -> dict[str, np.ndarray]:
 ALIGNMENTS = ("torso", "translation", "none")
 LIMB_SOURCES = ("mediapipe", "image", "network")
 HEIGHT_SOURCES = ("prior", "network")
-RIGID_SOURCES = ("world", "photo")
+RIGID_SOURCES = ("world", "photo", "auto")
+#: With ``rigid="auto"``: the trunk-and-head reprojection error (torso lengths,
+#: :func:`rigid_error`) of the world placement above which the photo's placement is taken.
+RIGID_GATE = 0.1
 _ANKLES = ("left_ankle", "right_ankle")
 
 
@@ -232,8 +235,10 @@ def predict_fit(
             MediaPipe's metric world torso) and its position the closed-form translation.
             ``"photo"``: then the whole body is turned and moved so that its trunk and head
             keypoints reproject onto MediaPipe's landmarks in the photo
-            (:func:`solve_rigid_pose`), before the limbs go onto their rays; needs
-            ``align="torso"``.
+            (:func:`solve_rigid_pose`), before the limbs go onto their rays. ``"auto"``: the
+            photo's placement where the world placement misses the trunk and head landmarks by
+            more than :data:`RIGID_GATE` torso lengths (:func:`rigid_error`), the world's
+            otherwise. The last two need ``align="torso"``.
     """
     import cv2
     from scipy.spatial.transform import Rotation
@@ -251,8 +256,8 @@ def predict_fit(
         raise ValueError(f"height must be one of {HEIGHT_SOURCES}, got {height!r}")
     if rigid not in RIGID_SOURCES:
         raise ValueError(f"rigid must be one of {RIGID_SOURCES}, got {rigid!r}")
-    if rigid == "photo" and align != "torso":
-        raise ValueError('rigid="photo" needs align="torso"')
+    if rigid != "world" and align != "torso":
+        raise ValueError(f'rigid={rigid!r} needs align="torso"')
     people = [person, mirror_person(person)] if mirror else [person]
     batch = [network_inputs(p) for p in people]
     inputs = batch[0]
@@ -308,9 +313,12 @@ def predict_fit(
         )
         if solved is not None:
             translation = solved
-        if rigid == "photo":
+        if rigid != "world":
             placed = solve_rigid_pose(model, person, shape, pose, translation, K)
-            if placed is not None:
+            if placed is not None and (
+                rigid == "photo"
+                or rigid_error(model, person, shape, pose, translation, K) > RIGID_GATE
+            ):
                 pose, translation = placed
         if limbs == "image":
             pose = align_limbs_to_rays(model, person, shape, pose, translation, K)
@@ -591,18 +599,8 @@ def solve_rigid_pose(
     import cv2
 
     from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
-    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 
-    index = np.array([POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS])
-    h, w = person.mask.shape
-    points_2d = person.points[index].astype(np.float64)
-    seen = (
-        (person.visibility[index] > threshold)
-        & (points_2d[:, 0] >= 0)
-        & (points_2d[:, 0] < w)
-        & (points_2d[:, 1] >= 0)
-        & (points_2d[:, 1] < h)
-    )
+    points_2d, seen = _rigid_targets(person, threshold)
     if seen.sum() < 5:
         return None
     model_index = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in RIGID_LANDMARKS]
@@ -630,6 +628,54 @@ def solve_rigid_pose(
     root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
     pose[0] = cv2.Rodrigues(rotation @ root_rotation)[0].ravel()
     return pose, rotation @ root + tvec.ravel() - root
+
+
+def rigid_error(
+    model,
+    person,
+    shape: np.ndarray,
+    pose: np.ndarray,
+    translation: np.ndarray,
+    K: np.ndarray,
+    threshold: float = 0.5,
+) -> float:
+    """Mean distance in the photo between the posed body's trunk and head keypoints
+    (:data:`RIGID_LANDMARKS`) and MediaPipe's landmarks it sees inside the photo, in torso
+    lengths (mean shoulder-to-hip distance of the landmarks); NaN when none is seen."""
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    points_2d, seen = _rigid_targets(person, threshold)
+    if not seen.any():
+        return float("nan")
+    model_index = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in RIGID_LANDMARKS]
+    keypoints = _posed_keypoints(model, shape, pose)[model_index][seen] + translation
+    uv = keypoints @ np.asarray(K, np.float64).T
+    uv = uv[:, :2] / uv[:, 2:]
+    lm = {n: person.points[POSE_LANDMARKS.index(n)].astype(np.float64) for n in _TORSO}
+    torso = 0.5 * (
+        np.linalg.norm(lm["left_shoulder"] - lm["left_hip"])
+        + np.linalg.norm(lm["right_shoulder"] - lm["right_hip"])
+    )
+    return float(np.linalg.norm(uv - points_2d[seen], axis=1).mean() / max(torso, 1e-6))
+
+
+def _rigid_targets(person, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R, 2) MediaPipe landmarks of :data:`RIGID_LANDMARKS` and (R,) whether each is seen
+    (visibility above ``threshold``) inside the photo."""
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    index = np.array([POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS])
+    h, w = person.mask.shape
+    points_2d = person.points[index].astype(np.float64)
+    seen = (
+        (person.visibility[index] > threshold)
+        & (points_2d[:, 0] >= 0)
+        & (points_2d[:, 0] < w)
+        & (points_2d[:, 1] >= 0)
+        & (points_2d[:, 1] < h)
+    )
+    return points_2d, seen
 
 
 def _root_joint(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
