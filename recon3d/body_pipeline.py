@@ -57,6 +57,13 @@ REFINE_OPTIONS = BodyFitOptions(
 #: result better on real photos and synthetic people, and the refined one worse.
 REFINE_START_LIMBS = "mediapipe"
 NETWORK_ONLY_LIMBS = "image"
+#: How the network's estimate is placed as a whole (``predict_fit``'s ``rigid``). As the result
+#: itself: turned and moved so that its keypoints agree with MediaPipe's landmarks in the photo
+#: (on 58 real images the keypoint error halves, 0.082 to 0.039 torso lengths, at the same 3D
+#: error on held-out synthetic people; docs/body_network.md). As the refinement's start: on
+#: MediaPipe's metric world torso, which the refinement corrects.
+REFINE_START_RIGID = "world"
+NETWORK_ONLY_RIGID = "photo"
 
 # A body is "visible" when these are seen: both shoulders and hips, and a knee.
 _BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
@@ -224,8 +231,10 @@ class BodyReconstructionPipeline:
             person: the front end's result when the caller already has it (``target="auto"``
                 runs the pose detector to decide).
             refine: with a network, refine its estimate with a short fit (default); ``False``
-                gives the network's estimate alone, with the limbs MediaPipe sees turned onto
-                their landmarks (:data:`NETWORK_ONLY_LIMBS`). Without a network the full fit runs.
+                gives the network's estimate alone, placed to agree with MediaPipe's landmarks
+                in the photo (:data:`NETWORK_ONLY_RIGID`) and with the limbs MediaPipe sees
+                turned onto their landmarks (:data:`NETWORK_ONLY_LIMBS`). Without a network the
+                full fit runs.
             complete_texture: complete what the photo did not see with the trained network
                 (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
                 alpha.
@@ -251,7 +260,10 @@ class BodyReconstructionPipeline:
                 init = None
                 if self.network is not None:
                     limbs = REFINE_START_LIMBS if refine else NETWORK_ONLY_LIMBS
-                    init = predict_fit(self.network, self.model, person, camera.K, limbs=limbs)
+                    rigid = REFINE_START_RIGID if refine else NETWORK_ONLY_RIGID
+                    init = predict_fit(
+                        self.network, self.model, person, camera.K, limbs=limbs, rigid=rigid
+                    )
                 if init is not None and not refine:
                     fit = init
                 else:

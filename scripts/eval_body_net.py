@@ -143,7 +143,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from recon3d.body_pipeline import NETWORK_ONLY_LIMBS, REFINE_OPTIONS
+    from recon3d.body_pipeline import NETWORK_ONLY_LIMBS, NETWORK_ONLY_RIGID, REFINE_OPTIONS
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body import BodyModel
@@ -179,7 +179,11 @@ def main(argv=None) -> int:
             for suffix, options in VARIANTS[: 1 if args.default_only or name != "net" else None]:
                 # The default estimate is made as the pipeline makes it: the limbs onto the
                 # landmarks' rays for the network-only result, not for the refinement's start.
-                alone = {"limbs": NETWORK_ONLY_LIMBS} if not options else options
+                alone = (
+                    {"limbs": NETWORK_ONLY_LIMBS, "rigid": NETWORK_ONLY_RIGID}
+                    if not options
+                    else options
+                )
                 t = time.perf_counter()
                 only = predict_fit(net, model, person, sample.K, **alone)
                 estimate_s = time.perf_counter() - t
@@ -304,12 +308,12 @@ def real_images(inputs: list[pathlib.Path]):
 
 
 #: The prior acts on the network's raw output; the default estimate (as ``refine=False`` makes
-#: it) also takes the limbs MediaPipe sees from its landmarks and their camera rays; "(world
-#: limbs)" from the world landmarks only (the refinement's start).
+#: it) also takes the limbs MediaPipe sees from its landmarks and their camera rays, placed to
+#: agree with the photo; "(world limbs)" from the world landmarks only (the refinement's start).
 PLAUSIBILITY_VARIANTS = (
     (" (raw)", {"limbs": "network", "mirror": False}),
     (" (world limbs)", {"limbs": "mediapipe"}),
-    ("", {"limbs": "image"}),
+    ("", {"limbs": "image", "rigid": "photo"}),
 )
 
 

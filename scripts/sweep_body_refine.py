@@ -34,14 +34,12 @@ def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
     [+keepbelow][+outside][@learning_rate][:optimiser]" ("+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
-    "+netheight", "+rays", "+pnp" and "+pnpauto" suffixes, last, are read by
-    :func:`estimate_options`)."""
+    "+netheight", "+rays" and "+pnp" suffixes, last, are read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
-    variant = variant.removesuffix("+pnpauto").removesuffix("+pnp")
-    variant = variant.removesuffix("+rays").removesuffix("+netheight")
+    variant = variant.removesuffix("+pnp").removesuffix("+rays").removesuffix("+netheight")
     variant, outside = variant.removesuffix("+outside"), variant.endswith("+outside")
     variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
@@ -68,14 +66,12 @@ def estimate_options(variant: str) -> dict:
     """``predict_fit`` options of a variant: "+netheight" keeps the network's height where no
     ankle is seen (``height="network"``); "+rays" turns the seen limbs onto their landmarks'
     camera rays (``limbs="image"``); "+pnp", last of all, turns the whole estimate so that its
-    trunk and head agree with the photo (``rigid="photo"``), "+pnpauto" where the world placement
-    misses them (``rigid="auto"``); otherwise the default."""
+    keypoints agree with the photo (``rigid="photo"``); otherwise the default."""
     options = {}
     variant = variant.partition("@")[0].partition(":")[0]
-    for suffix, rigid in (("+pnp", "photo"), ("+pnpauto", "auto")):
-        if variant.endswith(suffix):
-            options["rigid"] = rigid
-            variant = variant.removesuffix(suffix)
+    if variant.endswith("+pnp"):
+        options["rigid"] = "photo"
+        variant = variant.removesuffix("+pnp")
     if variant.endswith("+rays"):
         options["limbs"] = "image"
         variant = variant.removesuffix("+rays")

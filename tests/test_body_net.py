@@ -329,16 +329,16 @@ def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
     np.testing.assert_allclose(aligned[shin], pose[shin])
 
 
-def test_solve_rigid_pose_turns_the_body_onto_its_trunk_and_head_landmarks() -> None:
-    """From a start turned 25 degrees away and shifted, the trunk and head keypoints reproject
-    onto their landmarks again; only the root rotation changes, the body moves rigidly, and with
-    fewer than five landmarks seen nothing is solved."""
+def test_solve_rigid_pose_turns_the_body_onto_its_landmarks() -> None:
+    """From a start turned 25 degrees away and shifted, the keypoints reproject onto their
+    landmarks again; only the root rotation changes, the body moves rigidly, and with fewer
+    than five landmarks seen nothing is solved."""
     from scipy.spatial.transform import Rotation
 
     from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
     from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
     from recon3d.models.body import BodyModel
-    from recon3d.models.body_net import RIGID_LANDMARKS, rigid_error, solve_rigid_pose
+    from recon3d.models.body_net import RIGID_LANDMARKS, solve_rigid_pose
 
     model = BodyModel.from_pretrained()
     rng = np.random.default_rng(3)
@@ -376,12 +376,10 @@ def test_solve_rigid_pose_turns_the_body_onto_its_trunk_and_head_landmarks() -> 
     after = np.linalg.norm(project(keypoints(pose, solved_t)[rigid]) - points[seen], axis=1)
     assert before.mean() > 20 and after.max() < 0.5, (before.mean(), after.max())
     np.testing.assert_allclose(pose[1:], start[1:])
-    assert rigid_error(model, person, shape, pose, solved_t, K) < 1e-3
-    assert rigid_error(model, person, shape, start, start_t, K) > 0.05
     np.testing.assert_allclose(keypoints(pose, solved_t), keypoints(truth, translation), atol=1e-3)
 
     hidden = visibility.copy()
-    hidden[seen[:5]] = 0.1
+    hidden[seen[4:]] = 0.1
     unseen = dataclasses.replace(person, visibility=hidden)
     assert solve_rigid_pose(model, unseen, shape, start, start_t, K) is None
 
