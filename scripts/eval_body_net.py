@@ -128,6 +128,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument(
+        "--cut-off",
+        type=float,
+        default=0.0,
+        help="share of held-out people framed as portraits (cut at the thighs or knees)",
+    )
+    parser.add_argument(
         "--ablation-label", default="net_noadv", help="name of the --ablation network in tables"
     )
     parser.add_argument(
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
         row["s"].append(seconds)
 
     n = 0 if args.skip_synthetic else args.n
-    people = heldout_people(model, detector, rng, bank, n, clothed=args.clothed)
+    people = heldout_people(model, detector, rng, bank, n, args.cut_off, args.clothed)
     for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         t = time.perf_counter()
         fit = fit_body(model, person, sample.K)
@@ -196,6 +202,12 @@ def main(argv=None) -> int:
                     init = predict_fit(net, model, person, sample.K, **options)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
+            if name == "net" and not args.default_only:
+                # The network alone placed on MediaPipe's world torso, as before session 12.
+                t = time.perf_counter()
+                world = predict_fit(net, model, person, sample.K, limbs=NETWORK_ONLY_LIMBS)
+                seconds = time.perf_counter() - t
+                record(f"{name} only (world placement)", world, gt_verts, gt_kp, seconds)
         if done % 20 == 0:
             log.info("%d/%d", done, args.n)
 

@@ -560,3 +560,17 @@ def test_pipeline_with_the_shipped_network() -> None:
     assert keypoint_pck(alone) >= 0.6
     refined = pipe(photo)
     assert keypoint_pck(refined) >= keypoint_pck(alone)
+
+
+def test_network_alone_is_placed_on_a_waist_up_photo() -> None:
+    """On a waist-up portrait MediaPipe's world torso pitches the body towards the camera; the
+    network alone (refine=False) is placed on the photo's landmarks instead, so its head stays
+    on the face (before: the nose 0.47 torso lengths low, PCK 0.18)."""
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+    from recon3d.metrics import _body_keypoint_distances, keypoint_pck
+
+    pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+    alone = pipe(ROOT / "tests" / "data" / "obama2.jpg", refine=False, complete_texture=False)
+    distances, torso, _ = _body_keypoint_distances(alone)
+    assert distances[0] / torso < 0.1  # COCO 0: the nose
+    assert keypoint_pck(alone) >= 0.8
