@@ -515,12 +515,23 @@ def mirror_pose(model, pose: np.ndarray) -> np.ndarray:
 
 def _posed_keypoints(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """(K, 3) keypoints of the posed body at zero translation."""
+    return _posed_keypoints_and_root(model, shape, pose)[0]
+
+
+def _posed_keypoints_and_root(
+    model, shape: np.ndarray, pose: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 3) keypoints and (3,) root joint of the posed body at zero translation."""
     device = model.mean_vertices.device
     with torch.no_grad():
         out = model(
             torch.as_tensor(shape, device=device)[None], torch.as_tensor(pose, device=device)[None]
         )
-        return model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
+        keypoints = model.keypoints(out.vertices)[0]
+    return (
+        keypoints.cpu().numpy().astype(np.float64),
+        out.joints[0, 0].cpu().numpy().astype(np.float64),
+    )
 
 
 def camera_to_root(camera: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -601,12 +612,16 @@ def solve_rigid_pose(
     import cv2
 
     from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 
-    points_2d, seen = _rigid_targets(person, threshold)
+    index = [POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS]
+    seen = person.visible(threshold)[index]
     if seen.sum() < 5:
         return None
+    points_2d = person.points[index].astype(np.float64)
     model_index = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in RIGID_LANDMARKS]
-    keypoints = _posed_keypoints(model, shape, pose)[model_index][seen]
+    all_keypoints, root = _posed_keypoints_and_root(model, shape, pose)
+    keypoints = all_keypoints[model_index][seen]
     translation = np.asarray(translation, np.float64)
     ok, rvec, tvec = cv2.solvePnP(
         keypoints,
@@ -625,39 +640,10 @@ def solve_rigid_pose(
         return None
     # The model turns the root about the root joint: r = R p + t becomes pose[0] <- R pose[0]
     # with the translation that keeps the root joint where R and t put it.
-    root = _root_joint(model, shape, pose)
     pose = pose.copy()
     root_rotation = cv2.Rodrigues(pose[0].astype(np.float64))[0]
     pose[0] = cv2.Rodrigues(rotation @ root_rotation)[0].ravel()
     return pose, rotation @ root + tvec.ravel() - root
-
-
-def _rigid_targets(person, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(R, 2) MediaPipe landmarks of :data:`RIGID_LANDMARKS` and (R,) whether each is seen
-    (visibility above ``threshold``) inside the photo."""
-    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
-
-    index = np.array([POSE_LANDMARKS.index(n) for n in RIGID_LANDMARKS])
-    h, w = person.mask.shape
-    points_2d = person.points[index].astype(np.float64)
-    seen = (
-        (person.visibility[index] > threshold)
-        & (points_2d[:, 0] >= 0)
-        & (points_2d[:, 0] < w)
-        & (points_2d[:, 1] >= 0)
-        & (points_2d[:, 1] < h)
-    )
-    return points_2d, seen
-
-
-def _root_joint(model, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """(3,) root joint of the posed body at zero translation."""
-    device = model.mean_vertices.device
-    with torch.no_grad():
-        out = model(
-            torch.as_tensor(shape, device=device)[None], torch.as_tensor(pose, device=device)[None]
-        )
-    return out.joints[0, 0].cpu().numpy().astype(np.float64)
 
 
 def solve_translation(
