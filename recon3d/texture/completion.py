@@ -180,8 +180,10 @@ def local_fill(
     import cv2
 
     size = observed.shape[0]
-    weight = (confidence >= seed_confidence).astype(np.float32)
-    colour = observed.astype(np.float32) * weight[..., None]
+    seed = confidence >= seed_confidence
+    weight = seed.astype(np.float32)
+    colour = np.zeros(observed.shape, np.float32)
+    cv2.copyTo(observed.astype(np.float32), seed.view(np.uint8), colour)
     if size > max_size:
         colour = cv2.resize(colour, (max_size, max_size), interpolation=cv2.INTER_AREA)
         weight = cv2.resize(weight, (max_size, max_size), interpolation=cv2.INTER_AREA)
@@ -193,14 +195,21 @@ def local_fill(
             break
     colour, weight = pyramid[-1]
     filled = colour / np.maximum(weight, 1e-6)[..., None]
+    channels = observed.shape[2]
     for colour, weight in reversed(pyramid[:-1]):
         coarse = cv2.resize(
             filled, (weight.shape[1], weight.shape[0]), interpolation=cv2.INTER_LINEAR
         )
-        # A quarter of the kernel's weight on seen texels is enough to trust this level.
-        w = np.clip(4.0 * weight, 0.0, 1.0)[..., None]
-        own = colour / np.maximum(weight, 1e-6)[..., None]
-        filled = w * own + (1 - w) * coarse
+        # A quarter of the kernel's weight on seen texels is enough to trust this level:
+        # filled = trust * colour / weight + (1 - trust) * coarse. OpenCV's per-element
+        # products with the weights repeated per channel are ~10x faster than numpy's
+        # broadcast over a trailing axis of 3.
+        trust = np.minimum(4.0 * weight, 1.0)
+        gain = trust / np.maximum(weight, 1e-6)
+        filled = cv2.add(
+            cv2.multiply(colour, cv2.merge([gain] * channels)),
+            cv2.multiply(coarse, cv2.merge([1.0 - trust] * channels)),
+        )
     if size > max_size:
         filled = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
         seen = confidence > 0
@@ -258,9 +267,11 @@ def network_inputs(
             f"expected texture, observed (T, T, 3) and confidence (T, T) of one size, got "
             f"{texture.shape}, {observed.shape}, {confidence.shape}"
         )
+    import cv2
+
     conf = np.clip(confidence.astype(np.float32), 0.0, 1.0)
     conf_r = _downsample(conf, size)
-    weighted = _downsample(observed.astype(np.float32) * conf[..., None], size)
+    weighted = _downsample(cv2.multiply(observed.astype(np.float32), cv2.merge([conf] * 3)), size)
     partial = np.where(conf_r[..., None] > 1e-4, weighted / np.maximum(conf_r, 1e-4)[..., None], 0)
     baseline = _downsample(texture.astype(np.float32), size)
     if local is None:
@@ -393,9 +404,12 @@ class TextureCompleter:
                     for plane in cv2.split(observed)
                 ]
             )
-            observed_w = np.where(
-                conf_w[..., None] > 0, weighted / np.maximum(conf_w, 1e-6)[..., None], 0
-            ).astype(np.uint8)
+            # weighted / conf where seen, else 0 (OpenCV: numpy's broadcast over a trailing
+            # axis of 3 costs ~10x more at this size).
+            observed_w = np.zeros(weighted.shape, np.float32)
+            divided = cv2.divide(weighted, cv2.merge([np.maximum(conf_w, 1e-6)] * 3))
+            cv2.copyTo(divided, (conf_w > 0).view(np.uint8), observed_w)
+            observed_w = observed_w.astype(np.uint8)
         else:
             texture_w, conf_w, observed_w = texture, conf, observed
         local = local_fill(observed_w, conf_w)
@@ -405,10 +419,23 @@ class TextureCompleter:
             correction, weight = self.net.components(x)
         fields = torch.cat([correction * 127.5, weight], 1)[0].permute(1, 2, 0).float().cpu()
         fields = cv2.resize(fields.numpy(), (work, work), interpolation=cv2.INTER_LINEAR)
-        change = fields[..., 3:] * (local - texture_w.astype(np.float32)) + fields[..., :3]
+        *correction_planes, weight_plane = cv2.split(fields)
         unseen = 1.0 - np.minimum(conf * _ALPHA_GAIN, 1.0)
         channels = []
-        for texture_plane, change_plane in zip(cv2.split(texture), cv2.split(change), strict=True):
+        # Channel by channel in OpenCV: numpy's broadcast of the (R, R, 1) weight over a
+        # trailing axis of 3 cost ~10x more.
+        for texture_plane, local_plane, base_plane, correction_plane in zip(
+            cv2.split(texture),
+            cv2.split(local),
+            cv2.split(texture_w),
+            correction_planes,
+            strict=True,
+        ):
+            # The change of colour: weight * (local - baseline) + correction.
+            change_plane = cv2.add(
+                cv2.multiply(cv2.subtract(local_plane, base_plane, dtype=cv2.CV_32F), weight_plane),
+                correction_plane,
+            )
             if work < full:
                 change_plane = cv2.resize(
                     change_plane, (full, full), interpolation=cv2.INTER_LINEAR
