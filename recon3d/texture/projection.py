@@ -73,6 +73,7 @@ class TextureLayout:
         self.vertex_part = vertex_part
         self.coarse = coarse
         self._barycentric: tuple[np.ndarray, scipy.sparse.csr_matrix] | None = None
+        self._graphs: tuple[np.ndarray, tuple] | None = None
         if coarse is not None and coarse.vertex_part is None:
             coarse.vertex_part = vertex_part
 
@@ -100,6 +101,41 @@ class TextureLayout:
         )
         self._barycentric = (faces, matrix)
         return matrix
+
+    def vertex_graphs(
+        self, faces: np.ndarray, num_vertices: int
+    ) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix | None, np.ndarray | None]:
+        """The (V, V) Laplacian of the mesh's vertex graph, the same within each body part
+        (edges whose two ends share ``vertex_part``; None without parts) and that graph's (V,)
+        connected-component labels: what the harmonic fill of unseen colours solves on. Cached
+        for the last ``faces``, like :meth:`barycentric_matrix`."""
+        from scipy.sparse.csgraph import connected_components
+
+        cached = self._graphs
+        if (
+            cached is not None
+            and cached[1][0].shape[0] == num_vertices
+            and (cached[0] is faces or np.array_equal(cached[0], faces))
+        ):
+            return cached[1]
+        faces = np.asarray(faces)
+        edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        laplacian = _laplacian(edges, num_vertices)
+        within = components = None
+        if self.vertex_part is not None:
+            part = self.vertex_part
+            within = _laplacian(edges[part[edges[:, 0]] == part[edges[:, 1]]], num_vertices)
+            # The Laplacian's off-diagonal pattern is the adjacency's.
+            _, components = connected_components(within, directed=False)
+        self._graphs = (faces, (laplacian, within, components))
+        return self._graphs[1]
+
+    @functools.cached_property
+    def used_mask(self) -> np.ndarray:
+        """(T, T) float32: 1 on the texels inside the layout's islands, 0 elsewhere."""
+        mask = np.zeros(self.size * self.size, np.float32)
+        mask[self.used] = 1.0
+        return mask.reshape(self.size, self.size)
 
     @functools.cached_property
     def gutter(self) -> tuple[np.ndarray, np.ndarray]:
@@ -196,15 +232,17 @@ def project_texture(
             )
 
         map_x, map_y = up(map_x)[:, 0], up(map_y)[:, 0]
-        conf_fine = np.zeros(fine * fine, np.float32)
-        conf_fine[layout.used] = up(conf)[layout.used, 0]
-        conf = conf_fine
+        # Zero outside the islands (a product with the 0/1 mask: a gather over 2048² cost
+        # ~20x more).
+        conf = cv2.multiply(up(conf).reshape(fine, fine), layout.used_mask).reshape(-1)
         filled = up(filled)
         observed = _remap(image, map_x, map_y, fine)
         size = fine
 
     # Smooth hand-over from observed to filled colours as the viewing angle grows.
-    alpha = np.minimum(conf * 4.0, 1.0).reshape(size, size)
+    alpha = conf * 4.0
+    np.minimum(alpha, 1.0, out=alpha)
+    alpha = alpha.reshape(size, size)
     observed_img = observed.reshape(size, size, 3)
     texture = cv2.blendLinear(observed_img, filled.reshape(size, size, 3), alpha, 1.0 - alpha)
     target, source = layout.gutter
@@ -275,8 +313,10 @@ def _texel_views(
     )
     visible = inside & (z - _DEPTH_TOLERANCE * z <= buffer_z)
     # cos of the angle between the normal and the ray to the camera, both normalised.
-    cosine = -(nrm * points).sum(1)
-    cosine /= np.maximum(np.linalg.norm(nrm, axis=1) * np.linalg.norm(points, axis=1), 1e-12)
+    # Row-wise dot products by einsum (4x faster than a product summed over a trailing 3).
+    cosine = -np.einsum("ij,ij->i", nrm, points)
+    lengths = np.sqrt(np.einsum("ij,ij->i", nrm, nrm) * np.einsum("ij,ij->i", points, points))
+    cosine /= np.maximum(lengths, 1e-12)
     np.clip(cosine, 0.0, 1.0, out=cosine)
     weight = np.where(visible, cosine**angle_power, 0.0).astype(np.float32)
     if person_mask is not None:
@@ -324,12 +364,12 @@ def fill_unseen(
     vertex_colour = np.zeros((n_vertices, 3))
     vertex_colour[known] = acc[known] / acc_w[known, None]
     if known.any() and not known.all():
-        edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-        if layout.vertex_part is not None:
-            part = layout.vertex_part
-            within = edges[part[edges[:, 0]] == part[edges[:, 1]]]
-            vertex_colour, known = _harmonic_fill(vertex_colour, known, within, anchor=False)
-        vertex_colour, known = _harmonic_fill(vertex_colour, known, edges, anchor=True)
+        laplacian, within, components = layout.vertex_graphs(faces, n_vertices)
+        if within is not None:
+            # Only components of the part graph with a known vertex can be filled within parts.
+            reachable = np.isin(components, np.unique(components[known]))
+            vertex_colour, known = _harmonic_fill(vertex_colour, known, within, reachable)
+        vertex_colour, known = _harmonic_fill(vertex_colour, known, laplacian, None)
     interpolated = at_texels @ vertex_colour.astype(np.float32)
 
     out = np.zeros((len(conf), 3), np.float32)
@@ -338,29 +378,34 @@ def fill_unseen(
     return out
 
 
+def _laplacian(edges: np.ndarray, n: int) -> scipy.sparse.csr_matrix:
+    """(n, n) graph Laplacian (degree minus adjacency) of the undirected graph of ``edges``
+    (E, 2)."""
+    import scipy.sparse as sp
+
+    adj = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    return (sp.diags(np.asarray(adj.sum(1)).ravel()) - adj).tocsr()
+
+
 def _harmonic_fill(
-    colour: np.ndarray, known: np.ndarray, edges: np.ndarray, *, anchor: bool
+    colour: np.ndarray,
+    known: np.ndarray,
+    lap: scipy.sparse.csr_matrix,
+    reachable: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Laplace interpolation of (V, 3) vertex colours from the ``known`` vertices over the graph
-    of ``edges`` (E, 2). Vertices in components without a known vertex stay unknown unless
-    ``anchor``, which ties them weakly to the mean known colour (e.g. a closed mouth's inside).
+    of Laplacian ``lap`` (V, V). Only ``reachable`` vertices are solved (those in a component with
+    a known vertex); with None every vertex is, and vertices in components without a known one
+    are tied weakly to the mean known colour (e.g. a closed mouth's inside).
 
     Returns the colours and the new known mask."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
-    from scipy.sparse.csgraph import connected_components
 
-    n = len(colour)
-    adj = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
-    reachable = np.ones(n, bool)
-    if not anchor:
-        _, comp = connected_components(adj, directed=False)
-        reachable = np.isin(comp, np.unique(comp[known]))
-    solve = ~known & reachable
+    solve = ~known if reachable is None else ~known & reachable
     if not solve.any():
         return colour, known
-    lap = sp.diags(np.asarray(adj.sum(1)).ravel()) - adj
     a = lap[solve][:, solve].tocsc()
     rhs = -lap[solve][:, known] @ colour[known]
     # A tiny anchor to the mean known colour keeps the system regular.
