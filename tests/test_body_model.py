@@ -239,6 +239,27 @@ def test_barycentric_matrix_interpolates_and_splats() -> None:
     assert layout.barycentric_matrix(faces[:, ::-1].copy(), 5) is not matrix
 
 
+def test_vertex_graphs_are_the_mesh_laplacians_and_cached() -> None:
+    """The harmonic fill's graphs: the mesh Laplacian, the within-part one and its components,
+    cached for the same faces and rebuilt for others."""
+    from recon3d.texture.projection import TextureLayout
+
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]], np.float64)
+    faces = np.array([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
+    face, bary = rasterize_uv(uv, faces, 8)
+    part = np.array([0, 0, 1, 1, 0])
+    layout = TextureLayout(face, bary[..., :2], None, vertex_part=part)
+    laplacian, within, components = layout.vertex_graphs(faces, 6)  # vertex 5 is unused
+    dense = laplacian.toarray()
+    np.testing.assert_allclose(dense.sum(1), 0.0)  # rows of a Laplacian sum to zero
+    assert dense[4, 4] == 4 and dense[0, 2] == 0 and dense[0, 1] == -1 and dense[5, 5] == 0
+    within_dense = within.toarray()
+    assert within_dense[1, 2] == 0 and within_dense[2, 3] == -1  # edge 1-2 crosses parts
+    assert components[0] == components[1] == components[4] != components[2] == components[3]
+    assert layout.vertex_graphs(faces, 6)[0] is laplacian  # cached
+    assert layout.vertex_graphs(faces[:, ::-1].copy(), 6)[0] is not laplacian
+
+
 def test_body_layout_and_mirror(body) -> None:
     face, bary = rasterize_uv(body.uv, body.face_uv, 256)
     used = face >= 0
