@@ -301,3 +301,33 @@ def test_use_network_switch_picks_the_pipeline(data_dir, tmp_path, monkeypatch):
         args = ["reconstruct", str(data_dir / "obama.jpg"), "-o", str(tmp_path / "h.ply"), "-q"]
         assert main(args + ([flag] if flag else [])) == 0
         assert seen[-1] is expected
+
+
+def test_cli_refine_flag(data_dir, tmp_path, monkeypatch) -> None:
+    """--no-refine reaches reconstruct() as refine=False (the network's estimate alone), the
+    default as refine=True; with --no-network it is a usage error and nothing is written."""
+    import recon3d.pipeline
+    from recon3d.cli import EXIT_USAGE, main
+
+    seen = []
+    monkeypatch.setattr(
+        recon3d.pipeline, "reconstruct", lambda *a, **k: seen.append(k["refine"]) or _Stub()
+    )
+    out = tmp_path / "h.ply"
+    for flags, expected in ((["--no-refine"], False), (["--refine"], True), ([], True)):
+        assert main(["reconstruct", str(data_dir / "obama.jpg"), "-o", str(out), "-q", *flags]) == 0
+        assert seen[-1] is expected
+    bad = tmp_path / "bad.ply"
+    args = ["reconstruct", str(data_dir / "obama.jpg"), "-o", str(bad), "--no-refine"]
+    assert main([*args, "--no-network"]) == EXIT_USAGE
+    assert not bad.exists() and len(seen) == 3
+
+
+class _Stub:
+    """A reconstruction stand-in for CLI argument tests: exports nothing, reports no error."""
+
+    target = "head"
+    params: dict = {}
+
+    def export(self, path):
+        return []
