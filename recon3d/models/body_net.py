@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recon3d.models.body import COCO17
+
 __all__ = [
     "BodyRegressor",
     "align_limbs",
@@ -554,29 +556,11 @@ def root_to_camera(root: np.ndarray, crop: np.ndarray, K: np.ndarray) -> np.ndar
     )
 
 
-#: The landmarks :func:`solve_rigid_pose` makes the whole estimate match in the photo: head,
-#: trunk and the limb joints. The trunk and head alone (the first nine) turned the limbs'
+#: The landmarks :func:`solve_rigid_pose` makes the whole estimate match in the photo: the 17
+#: COCO keypoints (head, trunk and limb joints). The trunk and head alone turned the limbs'
 #: depths wrongly on held-out synthetic people (PVE 122.0 against 116.7 mm; with all of them
 #: 116.3); see docs/body_network.md.
-RIGID_LANDMARKS = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_hip",
-    "right_hip",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
+RIGID_LANDMARKS = COCO17
 
 
 def solve_rigid_pose(
