@@ -106,16 +106,15 @@ def main(argv=None) -> int:
 
     from recon3d.body_pipeline import BodyReconstructionPipeline, body_visible
     from recon3d.errors import NoPersonFound
+    from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
+    from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
+    from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.metrics import keypoint_pck, landmark_error, silhouette_iou
     from recon3d.models.body import BodyModel
 
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
     net = load_net(args.net)
-    from recon3d.keypoints.mediapipe_face import MediaPipeFaceDetector
-    from recon3d.keypoints.mediapipe_hands import MediaPipeHandDetector
-    from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
-
     # One set of detectors, so every method starts from the same front-end result.
     detectors = {
         "detector": MediaPipePoseDetector(),

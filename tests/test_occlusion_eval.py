@@ -1,6 +1,7 @@
-"""The hidden-part evaluations of the networks (scripts/eval_body_occlusion.py,
-scripts/eval_head_occlusion.py): cases, covers and summary statistics on hand-made inputs (no
-detection, no reconstruction)."""
+"""The evaluation scripts of the networks: the hidden-part evaluations
+(scripts/eval_body_occlusion.py, scripts/eval_head_occlusion.py; cases, covers and summary
+statistics) and the paired real-image summary (scripts/eval_body_real.py), on hand-made inputs
+(no detection, no reconstruction)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,25 @@ def test_head_regions_and_covered_box() -> None:
 def test_frames_of_one_video_are_one_source(script) -> None:
     assert script.source_of("carphone.mp4 frame 30") == "carphone.mp4"
     assert script.source_of("obama.jpg") == "obama.jpg"
+
+
+def test_real_image_eval_pairs_methods_per_image() -> None:
+    """scripts/eval_body_real.py's summary: per-method means, the paired difference from the
+    reference with its bootstrap interval, and better/worse counts with each measure's sense
+    (larger IoU and PCK, smaller keypoint error); an image without a PCK is left out of it."""
+    script = _load("eval_body_real")
+    rows = {
+        "a": {"iou": [0.80, 0.70, 0.90], "pck": [1.0, 0.5, np.nan], "kp_error": [0.03, 0.05, 0.02]},
+        "c": {"iou": [0.85, 0.70, 0.80], "pck": [1.0, 1.0, np.nan], "kp_error": [0.02, 0.06, 0.02]},
+    }
+    summary = script.paired_summary(rows, "a")
+    assert summary["a"]["iou"] == {"mean": pytest.approx(0.8)}
+    iou = summary["c"]["iou"]
+    assert iou["diff"] == pytest.approx((0.05 + 0.0 - 0.10) / 3)
+    assert iou["low"] <= iou["diff"] <= iou["high"]
+    assert (iou["better"], iou["worse"]) == (1, 1)
+    kp = summary["c"]["kp_error"]
+    assert (kp["better"], kp["worse"]) == (1, 1)  # 0.02 < 0.03 is better, 0.06 > 0.05 worse
+    pck = summary["c"]["pck"]
+    assert pck["mean"] == pytest.approx(1.0) and pck["diff"] == pytest.approx(0.25)
+    assert (pck["better"], pck["worse"]) == (1, 0)
