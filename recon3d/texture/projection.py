@@ -87,11 +87,7 @@ class TextureLayout:
         import scipy.sparse as sp
 
         cached = self._barycentric
-        if (
-            cached is not None
-            and cached[1].shape[1] == num_vertices
-            and (cached[0] is faces or np.array_equal(cached[0], faces))
-        ):
+        if cached is not None and cached[1].shape[1] == num_vertices and _same(cached[0], faces):
             return cached[1]
         n = len(self.used)
         tri = np.asarray(faces)[self.used_face]
@@ -112,11 +108,7 @@ class TextureLayout:
         from scipy.sparse.csgraph import connected_components
 
         cached = self._graphs
-        if (
-            cached is not None
-            and cached[1][0].shape[0] == num_vertices
-            and (cached[0] is faces or np.array_equal(cached[0], faces))
-        ):
+        if cached is not None and cached[1][0].shape[0] == num_vertices and _same(cached[0], faces):
             return cached[1]
         faces = np.asarray(faces)
         edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -149,6 +141,12 @@ class TextureLayout:
         target = np.flatnonzero((outside & (dist <= 8)).ravel())
         source = (iy * self.size + ix).ravel()[target]
         return target, source
+
+
+def _same(cached_faces: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether ``faces`` are those a layout cache was built for (a model passes the same array
+    on every call, so identity usually answers)."""
+    return cached_faces is faces or np.array_equal(cached_faces, faces)
 
 
 @dataclass(frozen=True)
@@ -382,10 +380,10 @@ def _laplacian(edges: np.ndarray, n: int) -> scipy.sparse.csr_matrix:
     """(n, n) graph Laplacian (degree minus adjacency) of the undirected graph of ``edges``
     (E, 2)."""
     import scipy.sparse as sp
+    from scipy.sparse.csgraph import laplacian
 
     adj = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
-    return (sp.diags(np.asarray(adj.sum(1)).ravel()) - adj).tocsr()
+    return laplacian(((adj + adj.T) > 0).astype(np.float64).tocsr()).tocsr()
 
 
 def _harmonic_fill(
