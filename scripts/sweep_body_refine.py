@@ -113,7 +113,8 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+keepbelow][+netheight][+rays][@learning_rate][:optimiser]",
+        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp][@learning_rate]"
+        "[:optimiser]",
     )
     parser.add_argument(
         "--cut-off",
