@@ -149,7 +149,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from recon3d.body_pipeline import NETWORK_ONLY_LIMBS, NETWORK_ONLY_RIGID, REFINE_OPTIONS
+    from recon3d.body_pipeline import (
+        NETWORK_ONLY_CLOTHING,
+        NETWORK_ONLY_LIMBS,
+        NETWORK_ONLY_RIGID,
+        REFINE_OPTIONS,
+    )
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body import BodyModel
@@ -183,13 +188,15 @@ def main(argv=None) -> int:
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
         for name, net in nets.items():
             for suffix, options in VARIANTS[: 1 if args.default_only or name != "net" else None]:
-                # The default estimate is made as the pipeline makes it: the limbs onto the
-                # landmarks' rays for the network-only result, not for the refinement's start.
-                alone = (
-                    {"limbs": NETWORK_ONLY_LIMBS, "rigid": NETWORK_ONLY_RIGID}
-                    if not options
-                    else options
-                )
+                # The default estimate is made as the pipeline makes it: for the network-only
+                # result placed on the photo, limbs on their rays and clothing off the mask;
+                # not so for the refinement's start.
+                only_options = {
+                    "limbs": NETWORK_ONLY_LIMBS,
+                    "rigid": NETWORK_ONLY_RIGID,
+                    "clothing": NETWORK_ONLY_CLOTHING,
+                }
+                alone = only_options if not options else options
                 t = time.perf_counter()
                 only = predict_fit(net, model, person, sample.K, **alone)
                 estimate_s = time.perf_counter() - t
@@ -208,6 +215,13 @@ def main(argv=None) -> int:
                 world = predict_fit(net, model, person, sample.K, limbs=NETWORK_ONLY_LIMBS)
                 seconds = time.perf_counter() - t
                 record(f"{name} only (world placement)", world, gt_verts, gt_kp, seconds)
+                # And without the clothing read off the mask, as before session 13.
+                t = time.perf_counter()
+                naked = predict_fit(
+                    net, model, person, sample.K, **{**only_options, "clothing": "none"}
+                )
+                seconds = time.perf_counter() - t
+                record(f"{name} only (no clothing)", naked, gt_verts, gt_kp, seconds)
         if done % 20 == 0:
             log.info("%d/%d", done, args.n)
 

@@ -34,11 +34,13 @@ def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
     [+keepbelow][+outside][@learning_rate][:optimiser]" ("+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
-    "+netheight", "+rays" and "+pnp" suffixes, last, are read by :func:`estimate_options`)."""
+    "+netheight", "+rays", "+pnp" and "+clothes" suffixes, last, are read by
+    :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
+    variant = variant.removesuffix("+clothes")
     variant = variant.removesuffix("+pnp").removesuffix("+rays").removesuffix("+netheight")
     variant, outside = variant.removesuffix("+outside"), variant.endswith("+outside")
     variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
@@ -66,9 +68,13 @@ def estimate_options(variant: str) -> dict:
     """``predict_fit`` options of a variant: "+netheight" keeps the network's height where no
     ankle is seen (``height="network"``); "+rays" turns the seen limbs onto their landmarks'
     camera rays (``limbs="image"``); "+pnp", last of all, turns the whole estimate so that its
-    keypoints agree with the photo (``rigid="photo"``); otherwise the default."""
+    keypoints agree with the photo (``rigid="photo"``); "+clothes", after that, reads the
+    clothing off the person mask (``clothing="mask"``); otherwise the default."""
     options = {}
     variant = variant.partition("@")[0].partition(":")[0]
+    if variant.endswith("+clothes"):
+        options["clothing"] = "mask"
+        variant = variant.removesuffix("+clothes")
     if variant.endswith("+pnp"):
         options["rigid"] = "photo"
         variant = variant.removesuffix("+pnp")
@@ -113,7 +119,8 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp][@learning_rate]"
+        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp][+clothes]"
+        "[@learning_rate]"
         "[:optimiser]",
     )
     parser.add_argument(
