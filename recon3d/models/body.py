@@ -242,16 +242,7 @@ class BodyModel(torch.nn.Module):
             skin = skin[vertex_indices]
         local = pose if pose.ndim == 4 else axis_angle_to_matrix(pose)
         rotations, joints = _forward_kinematics(plan, local, rest_joints)
-        # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points;
-        # stored transposed, (4, 3) per bone, so that the blended transform's rows are
-        # contiguous and the product with [x, y, z, 1] is four broadcast multiply-adds (the
-        # batched 3x3 products they replace were slower on a CPU, backward pass included).
-        offsets = joints - torch.einsum("bjik,bjk->bji", rotations, rest_joints)
-        transforms = torch.cat([rotations.transpose(-1, -2), offsets[..., None, :]], -2)
-        blended = (skin @ transforms.reshape(b, -1, 12)).reshape(b, -1, 4, 3)  # (B, V, 4, 3)
-        vertices = blended[:, :, 3] + rest_vertices[..., 0:1] * blended[:, :, 0]
-        vertices = vertices + rest_vertices[..., 1:2] * blended[:, :, 1]
-        vertices = vertices + rest_vertices[..., 2:3] * blended[:, :, 2]
+        vertices = _linear_blend_skinning(skin, rotations, joints, rest_joints, rest_vertices)
         if translation is not None:
             vertices = vertices + translation[:, None]
             joints = joints + translation[:, None]
@@ -456,6 +447,28 @@ def _kinematic_plan(parents: np.ndarray) -> _KinematicPlan:
             position[c] = len(position)
     order = np.array(sorted(position, key=position.get))
     return _KinematicPlan(tuple(levels), torch.as_tensor(np.argsort(order)))
+
+
+def _linear_blend_skinning(
+    skin: torch.Tensor,
+    rotations: torch.Tensor,
+    joints: torch.Tensor,
+    rest_joints: torch.Tensor,
+    rest_vertices: torch.Tensor,
+) -> torch.Tensor:
+    """(B, V, 3) posed vertices from the (V, J) skin weights, the bones' (B, J, 3, 3) world
+    rotations, (B, J, 3) posed and rest joints and (B, V, 3) rest vertices."""
+    b = rotations.shape[0]
+    # Skinning transforms A_j = [R_j | p_j - R_j r_j] map rest points to posed points;
+    # stored transposed, (4, 3) per bone, so that the blended transform's rows are
+    # contiguous and the product with [x, y, z, 1] is four broadcast multiply-adds (the
+    # batched 3x3 products they replace were slower on a CPU, backward pass included).
+    offsets = joints - torch.einsum("bjik,bjk->bji", rotations, rest_joints)
+    transforms = torch.cat([rotations.transpose(-1, -2), offsets[..., None, :]], -2)
+    blended = (skin @ transforms.reshape(b, -1, 12)).reshape(b, -1, 4, 3)  # (B, V, 4, 3)
+    vertices = blended[:, :, 3] + rest_vertices[..., 0:1] * blended[:, :, 0]
+    vertices = vertices + rest_vertices[..., 1:2] * blended[:, :, 1]
+    return vertices + rest_vertices[..., 2:3] * blended[:, :, 2]
 
 
 def _forward_kinematics(
