@@ -220,7 +220,10 @@ def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
         after = model(torch.as_tensor(shape)[None], torch.as_tensor(aligned)[None]).rotations[0]
     arm = model.bone("upperarm01.L")
     swing = cv2.Rodrigues((after[arm] @ before[arm].T).numpy().astype(np.float64))[0].ravel()
-    kp_before = keypoints(pose)
+    # The limb as the alignment sees it: keypoints posed on the regressor's vertex subset.
+    with torch.no_grad():
+        kp_before = model.posed_keypoints(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
+    kp_before = kp_before[0][0].numpy().astype(np.float64)
     limb = (
         kp_before[model.keypoint(MEDIAPIPE_TO_MODEL["left_elbow"])]
         - kp_before[model.keypoint(MEDIAPIPE_TO_MODEL["left_shoulder"])]

@@ -470,12 +470,12 @@ def _swing_limbs(
     device = model.mean_vertices.device
     for level in ("upper", "lower"):
         with torch.no_grad():
-            out = model(
+            keypoints, out = model.posed_keypoints(
                 torch.as_tensor(shape, device=device)[None],
                 torch.as_tensor(pose, device=device)[None],
                 normal_offsets=_normal_offsets(model, offsets),
             )
-            keypoints = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
+            keypoints = keypoints[0].cpu().numpy().astype(np.float64)
             joints = out.joints[0].cpu().numpy().astype(np.float64)
             world_rotations = out.rotations[0].cpu().numpy().astype(np.float64)
         for bone, _, a, b in LIMB_CHAINS:
@@ -579,12 +579,12 @@ def _posed_keypoints_and_root(
     (``offsets``: (V,) clothing along the normals, metres)."""
     device = model.mean_vertices.device
     with torch.no_grad():
-        out = model(
+        keypoints, out = model.posed_keypoints(
             torch.as_tensor(shape, device=device)[None],
             torch.as_tensor(pose, device=device)[None],
             normal_offsets=_normal_offsets(model, offsets),
         )
-        keypoints = model.keypoints(out.vertices)[0]
+        keypoints = keypoints[0]
     return (
         keypoints.cpu().numpy().astype(np.float64),
         out.joints[0, 0].cpu().numpy().astype(np.float64),
