@@ -335,11 +335,12 @@ def real_images(inputs: list[pathlib.Path]):
 
 #: The prior acts on the network's raw output; the default estimate (as ``refine=False`` makes
 #: it) also takes the limbs MediaPipe sees from its landmarks and their camera rays, placed to
-#: agree with the photo; "(world limbs)" from the world landmarks only (the refinement's start).
+#: agree with the photo and clothed from the mask; "(world limbs)" from the world landmarks only
+#: (the refinement's start).
 PLAUSIBILITY_VARIANTS = (
     (" (raw)", {"limbs": "network", "mirror": False}),
     (" (world limbs)", {"limbs": "mediapipe"}),
-    ("", {"limbs": "image", "rigid": "photo"}),
+    ("", {"limbs": "image", "rigid": "photo", "clothing": "mask"}),
 )
 
 

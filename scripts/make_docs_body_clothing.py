@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             _label(_fit_height(silhouette_map(rec), 380), f"{label}, IoU {silhouette_iou(rec):.3f}")
             for rec, label in ((naked, "naked"), (clothed, "clothed"))
         ]
-        tiles.append(_label(_fit_height(clothed.overlay(), 380), "clothed, over the photo"))
+        tiles.append(_label(_fit_height(clothed.overlay(), 380), "over the photo"))
         rows.append(_row(tiles))
     _save_grid(rows, args.out / "body_network_clothing.jpg")
     return 0
