@@ -332,6 +332,71 @@ def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
     np.testing.assert_allclose(aligned[shin], pose[shin])
 
 
+def test_align_limbs_to_rays_brings_the_shoulders_to_their_landmarks() -> None:
+    """A clavicle turned away from the truth is turned back, so its shoulder projects onto its
+    landmark; the turn and the clavicle's rotation stay within their bounds; with
+    ``shoulders=False`` the clavicles keep their rotation."""
+    from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import (
+        CLAVICLE_ANGLE_MAX,
+        SHOULDER_SWING_MAX,
+        align_limbs_to_rays,
+    )
+
+    model = BodyModel.from_pretrained()
+    rng = np.random.default_rng(11)
+    truth = np.zeros((model.num_joints, 3), np.float32)
+    for name in FREE_BONES:
+        truth[model.bone(name)] = rng.normal(0, 0.1, 3)
+    left, right = model.bone("clavicle.L"), model.bone("clavicle.R")
+    truth[[left, right]] = 0.0
+    pose = truth.copy()
+    pose[left] = [0.0, 0.0, 0.2]  # a small shrug: undone
+    pose[right] = [0.0, 0.0, -0.45]  # further than one bounded turn
+    far = pose.copy()
+    far[right] = [0.0, 0.0, -0.9]  # beyond the clavicle's bound: brought within it
+    shape = np.zeros(model.num_shape, np.float32)
+    translation = np.array([0.0, -0.1, 3.0])
+    K = np.array([[1000.0, 0, 320], [0, 1000.0, 480], [0, 0, 1]])
+
+    def project_keypoints(p):
+        with torch.no_grad():
+            out = model(torch.as_tensor(shape)[None], torch.as_tensor(p)[None])
+        uv = (model.keypoints(out.vertices)[0].numpy().astype(np.float64) + translation) @ K.T
+        return uv[:, :2] / uv[:, 2:]
+
+    points = np.zeros((33, 2), np.float32)
+    projected = project_keypoints(truth)
+    for name, target in MEDIAPIPE_TO_MODEL.items():
+        points[POSE_LANDMARKS.index(name)] = projected[model.keypoint(target)]
+    person = dataclasses.replace(_person(6), points=points, visibility=np.ones(33, np.float32))
+    aligned = align_limbs_to_rays(model, person, shape, pose, translation, K)
+
+    shoulder = model.keypoint(MEDIAPIPE_TO_MODEL["left_shoulder"])
+    target = points[POSE_LANDMARKS.index("left_shoulder")]
+    error = np.linalg.norm(project_keypoints(aligned)[shoulder] - target)
+    missed = np.linalg.norm(project_keypoints(pose)[shoulder] - target)
+    assert error < 1.5 < missed, (error, missed)
+    for bone in (left, right):
+        assert np.linalg.norm(aligned[bone]) <= CLAVICLE_ANGLE_MAX + 1e-6
+    far_aligned = align_limbs_to_rays(model, person, shape, far, translation, K)
+    assert np.linalg.norm(far_aligned[right]) <= CLAVICLE_ANGLE_MAX + 1e-6
+    # The right clavicle's bounded turn: at most SHOULDER_SWING_MAX from where it was (its
+    # parent, the upper spine, does not move), and towards the truth.
+    import cv2
+
+    turn = cv2.Rodrigues(
+        cv2.Rodrigues(aligned[right].astype(np.float64))[0]
+        @ cv2.Rodrigues(pose[right].astype(np.float64))[0].T
+    )[0]
+    assert 0.2 < np.linalg.norm(turn) <= SHOULDER_SWING_MAX + 0.05
+    assert np.linalg.norm(aligned[right]) < np.linalg.norm(pose[right])
+    kept = align_limbs_to_rays(model, person, shape, pose, translation, K, shoulders=False)
+    np.testing.assert_allclose(kept[[left, right]], pose[[left, right]])
+
+
 def test_solve_rigid_pose_turns_the_body_onto_its_landmarks() -> None:
     """From a start turned 25 degrees away and shifted, the keypoints reproject onto their
     landmarks again; only the root rotation changes, the body moves rigidly, and with fewer
