@@ -6,8 +6,8 @@ estimate used as the result (``refine=False``) has none, so its silhouette is th
 and misses the clothes and hair of the mask. :func:`estimate_clothing` reads the thickness off
 the photo instead: for every vertex on the outline of the projected body, how far the mask
 reaches beyond it (the mask's inner distance to its boundary at the vertex, in metres at the
-vertex's depth), and per part the median over its outline vertices. No iterations: a few
-milliseconds.
+vertex's depth), and per part the median over its outline vertices. No iterations: about
+10 ms for the 13,718-vertex body.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def _coverage(uv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W) uint8 silhouette of a dense point set (projected vertices, working pixels): the
     points splatted and closed over the gaps between neighbours. Rasterising the 27k triangles
-    took 10-20 ms; this takes about 1."""
+    with ``cv2.fillPoly`` took about 18 ms; this takes about 0.5."""
     import cv2
 
     w, h = size
