@@ -41,24 +41,31 @@ def keypoint_pck(rec: Reconstruction, threshold: float = 0.1) -> float:
     return float((distances[seen] <= threshold * torso).mean())
 
 
-def silhouette_iou(rec: Reconstruction, max_side: int = 1024) -> float:
-    """Intersection over union of the mesh rendered with the photo's camera and the person mask
-    of a body reconstruction (mask > 0.5), at most ``max_side`` pixels on the long side."""
+def silhouettes(rec: Reconstruction, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) bool silhouettes of a body reconstruction: the mesh rendered with the photo's
+    camera, and the person mask (> 0.5), at most ``max_side`` pixels on the long side."""
     import cv2
 
     from recon3d.render.renderer import render_mesh
 
     if rec.person_mask is None:
-        raise ValueError("silhouette_iou needs a body reconstruction (with a person mask)")
+        raise ValueError("silhouettes need a body reconstruction (with a person mask)")
     small = rec.camera.bounded(max_side)
-    alpha = (
+    body = (
         render_mesh(
             rec.vertices, rec.faces, small.K, (small.width, small.height), depth_only=True
         ).depth
         > 0
     )
     mask = cv2.resize(rec.person_mask, (small.width, small.height)) > 0.5
-    return float((alpha & mask).sum() / max((alpha | mask).sum(), 1))
+    return body, mask
+
+
+def silhouette_iou(rec: Reconstruction, max_side: int = 1024) -> float:
+    """Intersection over union of the mesh rendered with the photo's camera and the person mask
+    of a body reconstruction (mask > 0.5), at most ``max_side`` pixels on the long side."""
+    body, mask = silhouettes(rec, max_side)
+    return float((body & mask).sum() / max((body | mask).sum(), 1))
 
 
 def _body_keypoint_distances(rec: Reconstruction) -> tuple[np.ndarray, float, np.ndarray]:

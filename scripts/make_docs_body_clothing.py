@@ -26,18 +26,9 @@ PHOTOS = ("obama3.jpg", "biden.jpg", "camera.png", "obama2.jpg")
 def silhouette_map(rec) -> np.ndarray:
     """(H, W, 3) uint8: the photo dimmed, with the body's silhouette against the person mask
     coloured (green both, blue mask only, red body only)."""
-    import cv2
+    from recon3d.metrics import silhouettes
 
-    from recon3d.render.renderer import render_mesh
-
-    camera = rec.camera
-    body = (
-        render_mesh(
-            rec.vertices, rec.faces, camera.K, (camera.width, camera.height), depth_only=True
-        ).depth
-        > 0
-    )
-    mask = cv2.resize(rec.person_mask, (camera.width, camera.height)) > 0.5
+    body, mask = silhouettes(rec, max(rec.camera.width, rec.camera.height))
     out = (rec.image.astype(np.float32) * 0.45).astype(np.uint8)
     for region, colour in (
         (body & mask, (40, 200, 40)),
