@@ -35,6 +35,15 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
+        # Before the reconstruction, not after it: a missing output folder should not cost
+        # the user the seconds of a body fit.
+        for target in (out, args.preview):
+            if target:
+                atomic.check_target(target)
+    except Recon3dError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    try:
         rec = reconstruct(
             args.photo,
             target=args.target,

@@ -323,6 +323,25 @@ def test_cli_refine_flag(data_dir, tmp_path, monkeypatch) -> None:
     assert not bad.exists() and len(seen) == 3
 
 
+def test_cli_checks_the_output_folders_before_reconstructing(
+    data_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """A missing output (or preview) folder is reported before any reconstruction runs."""
+    import recon3d.pipeline
+    from recon3d.cli import EXIT_ENVIRONMENT, main
+
+    calls = []
+    monkeypatch.setattr(recon3d.pipeline, "reconstruct", lambda *a, **k: calls.append(1) or _Stub())
+    photo = str(data_dir / "obama.jpg")
+    missing = tmp_path / "missing" / "h.ply"
+    assert main(["reconstruct", photo, "-o", str(missing), "-q"]) == EXIT_ENVIRONMENT
+    assert "does not exist" in capsys.readouterr().err
+    preview = str(tmp_path / "missing" / "p.png")
+    out = str(tmp_path / "h.ply")
+    assert main(["reconstruct", photo, "-o", out, "--preview", preview, "-q"]) == EXIT_ENVIRONMENT
+    assert not calls and not (tmp_path / "h.ply").exists()
+
+
 class _Stub:
     """A reconstruction stand-in for CLI argument tests: exports nothing, reports no error."""
 
