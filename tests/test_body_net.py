@@ -163,6 +163,25 @@ def _landmarks_of(model, shape, pose, person):
     return dataclasses.replace(person, world=world)
 
 
+def _projected_keypoints(model, shape, pose, translation, K) -> np.ndarray:
+    """(K, 2) pixels of the model's keypoints for ``pose`` placed at ``translation``."""
+    with torch.no_grad():
+        out = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
+    uv = (model.keypoints(out.vertices)[0].numpy().astype(np.float64) + translation) @ K.T
+    return uv[:, :2] / uv[:, 2:]
+
+
+def _photo_landmarks(model, projected: np.ndarray) -> np.ndarray:
+    """(33, 2) MediaPipe landmarks at the projected model keypoints they correspond to."""
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+
+    points = np.zeros((33, 2), np.float32)
+    for name, target in MEDIAPIPE_TO_MODEL.items():
+        points[POSE_LANDMARKS.index(name)] = projected[model.keypoint(target)]
+    return points
+
+
 def test_align_limbs_points_seen_limbs_along_the_landmarks() -> None:
     """Seen limbs end up along MediaPipe's world directions; a limb with an unseen end keeps
     its pose; the twist about the bone axis is kept (the swing is the smallest rotation)."""
@@ -309,9 +328,7 @@ def test_align_limbs_to_rays_puts_seen_limb_ends_on_their_landmarks() -> None:
         uv = points @ K.T
         return uv[:, :2] / uv[:, 2:]
 
-    points = np.zeros((33, 2), np.float32)
-    for name, target in MEDIAPIPE_TO_MODEL.items():
-        points[POSE_LANDMARKS.index(name)] = project(keypoints(truth)[[model.keypoint(target)]])[0]
+    points = _photo_landmarks(model, _projected_keypoints(model, shape, truth, translation, K))
     visibility = np.ones(33, np.float32)
     visibility[POSE_LANDMARKS.index("right_ankle")] = 0.1  # the right shin is unseen
     person = dataclasses.replace(_person(6), points=points, visibility=visibility)
@@ -362,15 +379,9 @@ def test_align_limbs_to_rays_brings_the_shoulders_to_their_landmarks() -> None:
     K = np.array([[1000.0, 0, 320], [0, 1000.0, 480], [0, 0, 1]])
 
     def project_keypoints(p):
-        with torch.no_grad():
-            out = model(torch.as_tensor(shape)[None], torch.as_tensor(p)[None])
-        uv = (model.keypoints(out.vertices)[0].numpy().astype(np.float64) + translation) @ K.T
-        return uv[:, :2] / uv[:, 2:]
+        return _projected_keypoints(model, shape, p, translation, K)
 
-    points = np.zeros((33, 2), np.float32)
-    projected = project_keypoints(truth)
-    for name, target in MEDIAPIPE_TO_MODEL.items():
-        points[POSE_LANDMARKS.index(name)] = projected[model.keypoint(target)]
+    points = _photo_landmarks(model, project_keypoints(truth))
     person = dataclasses.replace(_person(6), points=points, visibility=np.ones(33, np.float32))
     aligned = align_limbs_to_rays(model, person, shape, pose, translation, K)
 
