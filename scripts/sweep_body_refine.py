@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import pathlib
 import sys
@@ -40,8 +41,9 @@ def refine_options(variant: str):
 
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
-    variant = variant.removesuffix("+clothes")
-    variant = variant.removesuffix("+pnp").removesuffix("+rays").removesuffix("+netheight")
+    variant = variant.removesuffix("+hair").removesuffix("+clothes")
+    variant = variant.removesuffix("+pnp").removesuffix("+hipspnp")
+    variant = variant.removesuffix("+rays").removesuffix("+netheight")
     variant, outside = variant.removesuffix("+outside"), variant.endswith("+outside")
     variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
@@ -72,12 +74,17 @@ def estimate_options(variant: str) -> dict:
     clothing off the person mask (``clothing="mask"``); otherwise the default."""
     options = {}
     variant = variant.partition("@")[0].partition(":")[0]
+    options["hair"] = variant.endswith("+hair")
+    variant = variant.removesuffix("+hair")
     if variant.endswith("+clothes"):
         options["clothing"] = "mask"
         variant = variant.removesuffix("+clothes")
     if variant.endswith("+pnp"):
         options["rigid"] = "photo"
         variant = variant.removesuffix("+pnp")
+    if variant.endswith("+hipspnp"):
+        options["rigid"] = "photo-without-hips"
+        variant = variant.removesuffix("+hipspnp")
     if variant.endswith("+rays"):
         options["limbs"] = "image"
         variant = variant.removesuffix("+rays")
@@ -89,15 +96,29 @@ def estimate_options(variant: str) -> dict:
 def estimating(variant: str):
     """A context in which the body pipeline makes the network's estimate as ``variant`` says
     (:func:`estimate_options`)."""
+    from recon3d.models import body_net
     from recon3d.models.body_net import predict_fit
 
     options = estimate_options(variant)
+    hair = options.pop("hair", False)
 
-    def estimate(*args, **kwargs):
+    def estimate(network, model, person, *args, **kwargs):
         # The variant's options win over the pipeline's own (it passes ``limbs``).
-        return predict_fit(*args, **{**kwargs, **options})
+        chosen = dict(options)
+        if chosen.get("rigid") == "photo-without-hips":
+            from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 
-    return mock.patch("recon3d.body_pipeline.predict_fit", estimate)
+            seen = person.visible()
+            hips = all(seen[POSE_LANDMARKS.index(n)] for n in ("left_hip", "right_hip"))
+            chosen["rigid"] = "world" if hips else "photo"
+        return predict_fit(network, model, person, *args, **{**kwargs, **chosen})
+
+    context = contextlib.ExitStack()
+    context.enter_context(mock.patch("recon3d.body_pipeline.predict_fit", estimate))
+    if not hair:
+        parts = tuple(p for p in body_net.MASK_CLOTHING_PARTS if p != "head")
+        context.enter_context(mock.patch.object(body_net, "MASK_CLOTHING_PARTS", parts))
+    return context
 
 
 def fit_errors(model, fit, gt_verts, gt_kp, true_height: float) -> tuple[float, float, float]:
@@ -138,12 +159,12 @@ def main(argv=None) -> int:
     import torch
     from eval_body_net import heldout_people, load_net
 
+    from recon3d import body_pipeline
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.metrics import keypoint_pck, silhouette_iou
     from recon3d.models.body import BodyModel
-    from recon3d.models.body_net import predict_fit
 
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
@@ -176,7 +197,8 @@ def main(argv=None) -> int:
         for name, options in variants.items():
             key = tuple(sorted(estimate_options(name).items()))
             if key not in inits:
-                inits[key] = predict_fit(net, model, person, sample.K, **dict(key))
+                with estimating(name):
+                    inits[key] = body_pipeline.predict_fit(net, model, person, sample.K)
             fit = fit_body(model, person, sample.K, options=options, init=inits[key])
             synthetic.setdefault(name, []).append(fit_errors(model, fit, *truth))
         if done % 10 == 0:

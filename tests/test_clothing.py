@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recon3d.fitting.body_fit import CLOTHING_MAX
-from recon3d.fitting.clothing import estimate_clothing
+from recon3d.fitting.clothing import clothing_membership, estimate_clothing
 
 PARTS = list(CLOTHING_MAX)
 
@@ -84,6 +84,33 @@ def test_clothes_in_the_mask_are_recovered(model) -> None:
     assert np.all(clothing <= np.array([CLOTHING_MAX[p] for p in PARTS]) + 1e-6)
 
 
+def test_hair_is_read_off_the_scalp_alone(model) -> None:
+    """Hair thickens the scalp only, so only the scalp's outline votes for it: with the
+    membership the rendered hair is recovered; letting the naked face and neck vote as well
+    halves the estimate."""
+    K = _camera()
+    true = np.zeros(len(PARTS))
+    true[PARTS.index("head")] = 0.025
+    naked = _posed(model, None)
+    mask = _mask(_posed(model, true), model.faces, K)
+    membership = clothing_membership(model)
+    assert membership.shape == (len(naked),)
+    assert 0.0 <= membership.min() <= membership.max() <= 1 + 1e-6
+    hair = PARTS.index("head")
+    with_membership = estimate_clothing(
+        naked,
+        model.faces,
+        model.vertex_part,
+        model.part_names,
+        mask,
+        K,
+        vertex_weight=membership,
+    )[hair]
+    everyone = _estimate(model, naked, mask, K)[hair]
+    assert abs(with_membership - 0.025) < 0.012, with_membership
+    assert everyone < 0.5 * with_membership, (everyone, with_membership)
+
+
 def test_parts_left_out_and_empty_masks(model) -> None:
     K = _camera()
     naked = _posed(model, None)
@@ -130,6 +157,8 @@ def test_bad_shapes_raise(model) -> None:
         estimate_clothing(naked, model.faces, parts, names, mask[..., None], K)
     with pytest.raises(ValueError, match=r"K must be \(3, 3\)"):
         estimate_clothing(naked, model.faces, parts, names, mask, K[:2])
+    with pytest.raises(ValueError, match="vertex_weight"):
+        estimate_clothing(naked, model.faces, parts, names, mask, K, vertex_weight=mask[0])
     with pytest.raises(ValueError, match="unknown clothing parts"):
         estimate_clothing(naked, model.faces, parts, names, mask, K, parts=["cape"])
 

@@ -129,7 +129,7 @@ _LBFGS_STAGES = {
 # Upper bounds of the clothing thickness per part, metres (hair on the head, coats on the torso).
 CLOTHING_MAX = {
     "torso": 0.08,
-    "head": 0.03,
+    "head": 0.05,
     "upperarm": 0.06,
     "forearm": 0.05,
     "hand": 0.005,

@@ -46,6 +46,7 @@ def estimate_clothing(
     K: np.ndarray,
     *,
     seen_vertex: np.ndarray | None = None,
+    vertex_weight: np.ndarray | None = None,
     parts: Collection[str] | None = None,
 ) -> np.ndarray:
     """Thickness per clothing part (:data:`CLOTHING_MAX` order, metres) from the person mask.
@@ -60,6 +61,10 @@ def estimate_clothing(
         K: (3, 3) camera intrinsics of the photo.
         seen_vertex: (V,) bool, vertices allowed to vote (default: all); e.g. the legs
             MediaPipe does not see, which the mask says nothing about.
+        vertex_weight: (V,) membership of each vertex in its clothing part (the model's
+            :meth:`~recon3d.models.body.BodyModel.part_weights`); only vertices at 0.5 or more
+            vote, so the face does not vote for the hair, which the scalp alone wears
+            (default: every vertex votes).
         parts: the clothing parts to estimate (default: all); the others stay at 0.
     Returns:
         (P,) float32 thickness, each in ``[0, CLOTHING_MAX[part]]``; 0 where a part shows fewer
@@ -83,6 +88,10 @@ def estimate_clothing(
         raise ValueError(f"K must be (3, 3), got {np.asarray(K).shape}")
     if seen_vertex is None:
         seen_vertex = np.ones(len(vertices), bool)
+    if vertex_weight is not None:
+        if vertex_weight.shape != (len(vertices),):
+            raise ValueError(f"vertex_weight must be ({len(vertices)},), got {vertex_weight.shape}")
+        seen_vertex = seen_vertex & (vertex_weight >= 0.5)
     unknown = set(parts or ()) - set(CLOTHING_MAX)
     if unknown:
         raise ValueError(f"unknown clothing parts {sorted(unknown)}; known: {list(CLOTHING_MAX)}")
@@ -160,8 +169,20 @@ def person_clothing(
         person.mask,
         K,
         seen_vertex=seen_vertex,
+        vertex_weight=clothing_membership(model),
         parts=parts,
     )
+
+
+def clothing_membership(model) -> np.ndarray:
+    """(V,) each vertex's membership in the clothing part of its body part (the model's
+    :meth:`~recon3d.models.body.BodyModel.part_weights`): near 1 inside a part, lower where
+    parts blend, 0 on the face for the hair (the scalp wears it) and on parts that wear none."""
+    part_w, clothing_parts = model.part_weights()
+    part_of = np.array([_clothing_part(name, clothing_parts) for name in model.part_names])
+    own = part_of[model.vertex_part]
+    weights = part_w.cpu().numpy()[np.arange(len(own)), np.maximum(own, 0)]
+    return np.where(own >= 0, weights, 0.0).astype(np.float32)
 
 
 def _clothing_part(part_name: str, clothing_parts: list[str]) -> int:

@@ -438,9 +438,11 @@ class BodyModel(torch.nn.Module):
         return np.where(scalp, 0.08, 0.3).reshape(texel_face.shape).astype(np.float32)
 
     def part_weights(self) -> tuple[torch.Tensor, list[str]]:
-        """Smooth (V, P) membership of each vertex in the body parts of :data:`PART_BONES`
-        (skin weight summed per part; left and right together), and the part names. Computed
-        once per device and dtype (the same tensor is returned: do not modify it in place)."""
+        """Smooth (V, P) membership of each vertex in the clothing parts of :data:`PART_BONES`
+        (skin weight summed per part; left and right together), and the part names. The
+        ``"head"`` part is hair: its membership is the head's times :attr:`scalp`, so hair
+        thickness leaves the face, the ears and the neck where they are. Computed once per
+        device and dtype (the same tensor is returned: do not modify it in place)."""
         names = list(PART_BONES)
         key = (self.skin_matrix.device, self.skin_matrix.dtype)
         weights = self._part_weights.get(key)
@@ -452,8 +454,42 @@ class BodyModel(torch.nn.Module):
                         bone_part[b, p] = 1.0
                         break
             weights = self.skin_matrix @ torch.from_numpy(bone_part).to(self.skin_matrix)
+            head = names.index("head")
+            weights[:, head] *= torch.from_numpy(self.scalp).to(weights)
             self._part_weights[key] = weights
         return weights, names
+
+    @functools.cached_property
+    def scalp(self) -> np.ndarray:
+        """(V,) float32 in [0, 1]: how far each vertex lies on the scalp, above a hairline that
+        runs from the forehead over the ears to the nape of the mean body (its rest pose, y
+        down, facing -z), with a ramp of about 2 cm.
+
+        The hairline's height, in units of the eyes' height below the crown ``d``: 0.45 d above
+        the eyes at the nose's depth, 0.3 d above the ears at their depth, 0.5 d below the ears
+        at the back of the head, linear in depth between. Hair there moves none of the
+        keypoints (the old whole-head thickness moved the nose, eyes and ears by about 0.8 mm
+        per mm of hair)."""
+        mean = self.mean_vertices.cpu().numpy().astype(np.float64)
+        regressor = self.keypoint_regressor.cpu().numpy().astype(np.float64)
+
+        def keypoint(*names: str) -> np.ndarray:
+            return (regressor[[self.keypoint(n) for n in names]] @ mean).mean(0)
+
+        eyes = keypoint("left_eye", "right_eye")
+        ears = keypoint("left_ear", "right_ear")
+        nose = keypoint("nose")
+        head = mean[self.vertex_part == self.part_names.index("head")]
+        crown_to_eyes = eyes[1] - head[:, 1].min()
+        depths = [nose[2], ears[2], head[:, 2].max()]
+        heights = [
+            eyes[1] - 0.45 * crown_to_eyes,
+            ears[1] - 0.3 * crown_to_eyes,
+            ears[1] + 0.5 * crown_to_eyes,
+        ]
+        hairline = np.interp(mean[:, 2], depths, heights)
+        ramp = 0.2 * crown_to_eyes
+        return np.clip((hairline - mean[:, 1]) / ramp + 0.5, 0.0, 1.0).astype(np.float32)
 
     @functools.cached_property
     def vertex_part(self) -> np.ndarray:
