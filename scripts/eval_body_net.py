@@ -154,6 +154,9 @@ def main(argv=None) -> int:
         NETWORK_ONLY_LIMBS,
         NETWORK_ONLY_RIGID,
         REFINE_OPTIONS,
+        REFINE_START_CLOTHING,
+        REFINE_START_LIMBS,
+        REFINE_START_RIGID,
     )
     from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
@@ -188,25 +191,30 @@ def main(argv=None) -> int:
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
         for name, net in nets.items():
             for suffix, options in VARIANTS[: 1 if args.default_only or name != "net" else None]:
-                # The default estimate is made as the pipeline makes it: for the network-only
-                # result placed on the photo, limbs on their rays and clothing off the mask;
-                # not so for the refinement's start.
+                # The default estimates are made as the pipeline makes them: the network-only
+                # result and the refinement's start each with the pipeline's options.
                 only_options = {
                     "limbs": NETWORK_ONLY_LIMBS,
                     "rigid": NETWORK_ONLY_RIGID,
                     "clothing": NETWORK_ONLY_CLOTHING,
                 }
+                start_options = {
+                    "limbs": REFINE_START_LIMBS,
+                    "rigid": REFINE_START_RIGID,
+                    "clothing": REFINE_START_CLOTHING,
+                }
                 alone = only_options if not options else options
+                start = start_options if not options else options
                 t = time.perf_counter()
                 only = predict_fit(net, model, person, sample.K, **alone)
                 estimate_s = time.perf_counter() - t
                 record(f"{name} only{suffix}", only, gt_verts, gt_kp, estimate_s)
                 # The refinement's time includes its estimate's, made once where they agree.
                 t = time.perf_counter()
-                if alone == options:
+                if alone == start:
                     init, t = only, t - estimate_s
                 else:
-                    init = predict_fit(net, model, person, sample.K, **options)
+                    init = predict_fit(net, model, person, sample.K, **start)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
             if name == "net" and not args.default_only:
