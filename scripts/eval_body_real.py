@@ -3,7 +3,9 @@ refined (and optional refinement variants), each through the pipeline itself.
 
 Real images have no 3D ground truth, so agreement with the photo is what is measured: the
 silhouette IoU against MediaPipe's person mask, PCK@0.1 and the mean keypoint error (torso
-lengths) against MediaPipe's visible keypoints (``recon3d.metrics``). Every method gets the same
+lengths) against MediaPipe's visible keypoints (``recon3d.metrics``), and whether the pose is
+implausible (a bone beyond its anatomical range or a knee bent backwards, as in
+``eval_body_net.py``). Every method gets the same
 front-end result for an image. The summary gives each method's mean, and for each method its
 mean difference to optimisation only with a 95 % bootstrap interval over the images (paired) and
 how many images it does better on.
@@ -33,9 +35,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 log = logging.getLogger("eval_body_real")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-MEASURES = ("iou", "pck", "kp_error")
+MEASURES = ("iou", "pck", "kp_error", "implausible")
 #: Larger is better for IoU and PCK, smaller for the keypoint error.
-BETTER_SIGN = {"iou": 1.0, "pck": 1.0, "kp_error": -1.0}
+BETTER_SIGN = {"iou": 1.0, "pck": 1.0, "kp_error": -1.0, "implausible": -1.0}
 
 
 def real_inputs(paths: list[pathlib.Path], every: int):
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
-    from eval_body_net import load_net
+    from eval_body_net import implausible, load_net
     from sweep_body_refine import estimating, refine_options
 
     from recon3d.body_pipeline import BodyReconstructionPipeline, body_visible
@@ -156,6 +158,8 @@ def main(argv=None) -> int:
                 "iou": silhouette_iou(rec),
                 "pck": keypoint_pck(rec),
                 "kp_error": landmark_error(rec)[1],
+                # A bone beyond its anatomical range or a knee bent backwards (eval_body_net).
+                "implausible": float(implausible(model, np.asarray(rec.params["pose"]))),
             }
             for measure, value in values.items():
                 rows[method][measure].append(round(float(value), 4))
@@ -165,7 +169,10 @@ def main(argv=None) -> int:
 
     summary = paired_summary(rows, "optimisation")
     print(f"\n{len(images)} real inputs ({sum(i['whole_body'] for i in images)} whole bodies)")
-    print(f"{'method':<40}{'IoU':>8}{'PCK':>8}{'kp err':>8}   differences to optimisation")
+    print(
+        f"{'method':<40}{'IoU':>8}{'PCK':>8}{'kp err':>8}{'implaus':>8}"
+        "   differences to optimisation"
+    )
     for method, stats in summary.items():
         line = f"{method:<40}" + "".join(f"{stats[m]['mean']:>8.3f}" for m in MEASURES)
         if method != "optimisation":
