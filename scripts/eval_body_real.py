@@ -60,13 +60,14 @@ def paired_summary(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per method and measure: mean, and against ``reference`` the mean difference, its 95 %
     bootstrap interval (images resampled with replacement, 2,000 times) and the images where the
-    method does better / worse (ties left out)."""
+    method does better / worse (ties left out). The measures are those of :data:`MEASURES`
+    that the reference's row has."""
     rng = np.random.default_rng(seed)
     ref = rows[reference]
     out: dict[str, dict[str, dict[str, float]]] = {}
     for method, row in rows.items():
         out[method] = {}
-        for measure in MEASURES:
+        for measure in (m for m in MEASURES if m in ref):
             values = np.asarray(row[measure], float)
             stats = {"mean": float(np.nanmean(values))}
             if method != reference:

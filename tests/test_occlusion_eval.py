@@ -124,13 +124,20 @@ def test_frames_of_one_video_are_one_source(script) -> None:
 def test_real_image_eval_pairs_methods_per_image() -> None:
     """scripts/eval_body_real.py's summary: per-method means, the paired difference from the
     reference with its bootstrap interval, and better/worse counts with each measure's sense
-    (larger IoU and PCK, smaller keypoint error); an image without a PCK is left out of it."""
+    (larger IoU and PCK, smaller keypoint error and share of implausible poses); an image
+    without a PCK is left out of it; measures the rows lack are not summarised."""
     script = _load("eval_body_real")
     rows = {
         "a": {"iou": [0.80, 0.70, 0.90], "pck": [1.0, 0.5, np.nan], "kp_error": [0.03, 0.05, 0.02]},
         "c": {"iou": [0.85, 0.70, 0.80], "pck": [1.0, 1.0, np.nan], "kp_error": [0.02, 0.06, 0.02]},
     }
+    assert "implausible" not in script.paired_summary(rows, "a")["c"]
+    rows["a"]["implausible"] = [1.0, 0.0, 0.0]
+    rows["c"]["implausible"] = [0.0, 0.0, 0.0]
     summary = script.paired_summary(rows, "a")
+    implausible = summary["c"]["implausible"]
+    assert implausible["diff"] == pytest.approx(-1 / 3)
+    assert (implausible["better"], implausible["worse"]) == (1, 0)
     assert summary["a"]["iou"] == {"mean": pytest.approx(0.8)}
     iou = summary["c"]["iou"]
     assert iou["diff"] == pytest.approx((0.05 + 0.0 - 0.10) / 3)
