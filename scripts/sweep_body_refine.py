@@ -35,8 +35,8 @@ def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
     [+keepbelow][+outside][@learning_rate][:optimiser]" ("+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
-    "+netheight", "+rays", "+pnp" and "+clothes" suffixes, last, are read by
-    :func:`estimate_options`)."""
+    "+netheight", "+rays", "+pnp" or "+hipspnp", "+clothes" and "+hair" suffixes, last, are
+    read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
     variant, _, optimiser = variant.partition(":")
@@ -70,8 +70,11 @@ def estimate_options(variant: str) -> dict:
     """``predict_fit`` options of a variant: "+netheight" keeps the network's height where no
     ankle is seen (``height="network"``); "+rays" turns the seen limbs onto their landmarks'
     camera rays (``limbs="image"``); "+pnp", last of all, turns the whole estimate so that its
-    keypoints agree with the photo (``rigid="photo"``); "+clothes", after that, reads the
-    clothing off the person mask (``clothing="mask"``); otherwise the default."""
+    keypoints agree with the photo (``rigid="photo"``), "+hipspnp" instead does so only where
+    MediaPipe sees no hips; "+clothes", after that, reads the clothing off the person mask
+    (``clothing="mask"``), and "+hair", last, the hair too (the head in
+    ``MASK_CLOTHING_PARTS``; without it the head stays naked, as before session 14); otherwise
+    the default. The ``"hair"`` entry is for :func:`estimating`, not ``predict_fit``."""
     options = {}
     variant = variant.partition("@")[0].partition(":")[0]
     options["hair"] = variant.endswith("+hair")
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp][+clothes]"
+        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp|+hipspnp]"
+        "[+clothes][+hair]"
         "[@learning_rate]"
         "[:optimiser]",
     )
