@@ -678,3 +678,32 @@ def test_network_alone_wears_the_clothes_of_the_mask() -> None:
         naked = dataclasses.replace(alone, vertices=pipe._posed(naked_fit)[0].astype(np.float32))
         assert silhouette_iou(alone) > silhouette_iou(naked) + 0.05, name
         assert keypoint_pck(alone) >= 0.7, name
+
+
+def test_refinement_starts_from_the_dressed_estimate_on_the_photo(monkeypatch) -> None:
+    """The default refinement starts from the network's estimate placed on the photo's
+    landmarks and wearing the clothes and hair read off the person mask (its limbs along
+    MediaPipe's world landmarks), and the refined body keeps hair on its scalp."""
+    from recon3d import body_pipeline
+    from recon3d.body_pipeline import BodyReconstructionPipeline
+
+    pipe = BodyReconstructionPipeline.from_pretrained(use_network=True)
+    starts = []
+    fit_body = body_pipeline.fit_body
+
+    def spy(*args, init=None, **kwargs):
+        starts.append(init)
+        return fit_body(*args, init=init, **kwargs)
+
+    monkeypatch.setattr(body_pipeline, "fit_body", spy)
+    rec = pipe(ROOT / "tests" / "data" / "obama2.jpg", complete_texture=False)
+    (start,) = starts
+    person = pipe.detect(rec.image)  # the same result: MediaPipe is deterministic
+    expected = predict_fit(
+        pipe.network, pipe.model, person, rec.camera.K, rigid="photo", clothing="mask"
+    )
+    np.testing.assert_allclose(start.pose, expected.pose, atol=1e-5)
+    np.testing.assert_allclose(start.translation, expected.translation, atol=1e-5)
+    np.testing.assert_allclose(start.clothing, expected.clothing, atol=1e-6)
+    hair = list(rec.params["clothing"]).index("head")
+    assert start.clothing[hair] > 0.005 and rec.params["clothing"]["head"] > 0.005
