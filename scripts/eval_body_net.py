@@ -12,9 +12,10 @@ MediaPipe's output. Errors after Procrustes (similarity) alignment, in mm:
 plus the share of implausible poses: a knee bent backwards by more than 10° or a bone rotated
 beyond a generous anatomical range (:data:`ANATOMICAL_LIMITS`).
 
-The network's estimate is made as ``predict_fit`` does by default (mirror test-time
-augmentation, limbs that MediaPipe sees swung onto its world landmarks); the main network also
-without the limb alignment and "raw" (neither).
+The network's estimates are made as the body pipeline makes them: the network-only result
+with ``NETWORK_ONLY_*`` options and the refinement's start with ``REFINE_START_*`` options
+(``recon3d.body_pipeline``); the main network also without the limb alignment and "raw"
+(neither, and no mirror test-time augmentation).
 
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/eval_body_net.py --n 120 \
