@@ -135,6 +135,11 @@ def main(argv=None) -> int:
         help="share of held-out people framed as portraits (cut at the thighs or knees)",
     )
     parser.add_argument(
+        "--head-and-shoulders",
+        action="store_true",
+        help="frame every held-out person on the head and shoulders (like a video call)",
+    )
+    parser.add_argument(
         "--ablation-label", default="net_noadv", help="name of the --ablation network in tables"
     )
     parser.add_argument(
@@ -185,7 +190,9 @@ def main(argv=None) -> int:
         row["s"].append(seconds)
 
     n = 0 if args.skip_synthetic else args.n
-    people = heldout_people(model, detector, rng, bank, n, args.cut_off, args.clothed)
+    people = heldout_people(
+        model, detector, rng, bank, n, args.cut_off, args.clothed, args.head_and_shoulders
+    )
     for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
         t = time.perf_counter()
         fit = fit_body(model, person, sample.K)
@@ -264,12 +271,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0, clothed: bool = False):
+def heldout_people(
+    model,
+    detector,
+    rng,
+    bank,
+    n: int,
+    cut_off: float = 0.0,
+    clothed: bool = False,
+    head_and_shoulders: bool = False,
+):
     """The held-out synthetic people, one by one: ``n`` draws of the synthetic generator that
     MediaPipe's pose model detects (the others are skipped), as (sample, person, ground-truth
     vertices (V, 3), ground-truth COCO joints (17, 3)). ``cut_off``: the share of portrait
     framings (cut at the thighs or knees), 0 for the whole body in every frame. ``clothed``:
-    dressed people (clothes and hair with thickness) instead of flat part colours."""
+    dressed people (clothes and hair with thickness) instead of flat part colours.
+    ``head_and_shoulders``: each person re-framed by :func:`frame_head_and_shoulders`."""
     import torch
 
     from recon3d.train.synthetic import random_sample, render_sample
@@ -277,6 +294,8 @@ def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0, clo
     done = 0
     while done < n:
         sample = random_sample(model, rng, bank, cut_off)
+        if head_and_shoulders:
+            sample = frame_head_and_shoulders(model, sample, rng)
         image, _ = render_sample(model, sample, rng, [], clothed)
         try:
             person = detector.detect(image)
@@ -291,6 +310,38 @@ def heldout_people(model, detector, rng, bank, n: int, cut_off: float = 0.0, clo
         gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
         done += 1
         yield sample, person, gt_verts, gt_kp
+
+
+def frame_head_and_shoulders(model, sample, rng):
+    """``sample`` moved in front of its camera as in a video call: the nose at the frame's
+    horizontal centre (within 10 %), the top of the head 3-12 % below the frame's top, and the
+    frame's height spanning the crown to 1.0-1.6 times the crown-to-shoulder height below the
+    shoulders' midpoint (about mid-chest)."""
+    import dataclasses
+
+    import torch
+
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+            torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+        )
+    verts = out.vertices[0].numpy().astype(np.float64)
+    keypoints = model.keypoints(out.vertices)[0].numpy().astype(np.float64)
+    nose = keypoints[model.keypoint("nose")]
+    shoulders = keypoints[[model.keypoint("left_shoulder"), model.keypoint("right_shoulder")]]
+    head = verts[model.vertex_part == model.part_names.index("head")]
+    # The posed model's y axis points down the image once placed (as random_sample places it).
+    crown = head[np.argmin(head[:, 1])]
+    span = (shoulders[:, 1].mean() - crown[1]) * (1.0 + rng.uniform(1.0, 1.6))
+    K = sample.K
+    h, w = 2 * K[1, 2] + 1, 2 * K[0, 2] + 1
+    depth = K[1, 1] * span / h
+    top = rng.uniform(0.03, 0.12) * h
+    x = (rng.uniform(-0.1, 0.1) * w) * depth / K[0, 0]
+    y_crown = (top - K[1, 2]) * depth / K[1, 1]
+    translation = np.array([x - nose[0], y_crown - crown[1], depth - nose[2]])
+    return dataclasses.replace(sample, translation=translation)
 
 
 def body_errors(model, fit, gt_verts: np.ndarray, gt_kp: np.ndarray) -> tuple[float, float]:
