@@ -148,3 +148,39 @@ def test_real_image_eval_pairs_methods_per_image() -> None:
     pck = summary["c"]["pck"]
     assert pck["mean"] == pytest.approx(1.0) and pck["diff"] == pytest.approx(0.25)
     assert (pck["better"], pck["worse"]) == (1, 0)
+
+
+def test_head_and_shoulders_framing_puts_the_head_at_the_top_centre() -> None:
+    """eval_body_net.py's video-call framing: the nose near the frame's horizontal centre,
+    the crown near its top, and the shoulders inside the frame, for any pose."""
+    import torch
+
+    from recon3d.models.body import BodyModel
+    from recon3d.train.synthetic import random_sample
+
+    script = _load("eval_body_net")
+    model = BodyModel.from_pretrained()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        sample = script.frame_head_and_shoulders(model, random_sample(model, rng), rng)
+        with torch.no_grad():
+            out = model(
+                torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+                torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+            )
+        keypoints = model.keypoints(out.vertices)[0].numpy() + sample.translation
+        verts = out.vertices[0].numpy() + sample.translation
+        w, h = 2 * sample.K[0, 2] + 1, 2 * sample.K[1, 2] + 1
+
+        def project(points, K=sample.K):
+            uv = points @ K.T
+            return uv[..., :2] / uv[..., 2:]
+
+        nose = project(keypoints[model.keypoint("nose")])
+        assert 0.3 * w < nose[0] < 0.7 * w
+        head = verts[model.vertex_part == model.part_names.index("head")]
+        assert 0.0 <= project(head)[:, 1].min() < 0.2 * h
+        shoulders = project(
+            keypoints[[model.keypoint("left_shoulder"), model.keypoint("right_shoulder")]]
+        )
+        assert 0.0 < shoulders[:, 1].mean() < h
