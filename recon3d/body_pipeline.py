@@ -283,6 +283,7 @@ class BodyReconstructionPipeline:
                         limbs=limbs,
                         rigid=rigid,
                         clothing=clothing,
+                        image=pixels,
                     )
                 if init is not None and not refine:
                     fit = init

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     for framing, n, cut_off in (("whole", args.n, 0.0), ("portrait", args.portraits, 1.0)):
         rng = np.random.default_rng([args.seed, 999])
         people = heldout_people(model, detector, rng, np.load(args.bank), n, cut_off)
-        for done, (sample, person, _, _) in enumerate(people, 1):
+        for done, (sample, person, _, _, _) in enumerate(people, 1):
             network = predict_fit(net, model, person, sample.K, height="network")
             scratch = fit_body(model, person, sample.K)
             rows.append(

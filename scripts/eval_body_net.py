@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     people = heldout_people(
         model, detector, rng, bank, n, args.cut_off, args.clothed, args.head_and_shoulders
     )
-    for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
+    for done, (sample, person, gt_verts, gt_kp, image) in enumerate(people, 1):
         t = time.perf_counter()
         fit = fit_body(model, person, sample.K)
         record("optimisation", fit, gt_verts, gt_kp, time.perf_counter() - t)
@@ -214,7 +214,7 @@ def main(argv=None) -> int:
                 alone = only_options if not options else options
                 start = start_options if not options else options
                 t = time.perf_counter()
-                only = predict_fit(net, model, person, sample.K, **alone)
+                only = predict_fit(net, model, person, sample.K, image=image, **alone)
                 estimate_s = time.perf_counter() - t
                 record(f"{name} only{suffix}", only, gt_verts, gt_kp, estimate_s)
                 # The refinement's time includes its estimate's, made once where they agree.
@@ -222,19 +222,26 @@ def main(argv=None) -> int:
                 if alone == start:
                     init, t = only, t - estimate_s
                 else:
-                    init = predict_fit(net, model, person, sample.K, **start)
+                    init = predict_fit(net, model, person, sample.K, image=image, **start)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
             if name == "net" and not args.default_only:
                 # The network alone placed on MediaPipe's world torso, as before session 12.
                 t = time.perf_counter()
-                world = predict_fit(net, model, person, sample.K, limbs=NETWORK_ONLY_LIMBS)
+                world = predict_fit(
+                    net, model, person, sample.K, image=image, limbs=NETWORK_ONLY_LIMBS
+                )
                 seconds = time.perf_counter() - t
                 record(f"{name} only (world placement)", world, gt_verts, gt_kp, seconds)
                 # And without the clothing read off the mask, as before session 13.
                 t = time.perf_counter()
                 naked = predict_fit(
-                    net, model, person, sample.K, **{**only_options, "clothing": "none"}
+                    net,
+                    model,
+                    person,
+                    sample.K,
+                    image=image,
+                    **{**only_options, "clothing": "none"},
                 )
                 seconds = time.perf_counter() - t
                 record(f"{name} only (no clothing)", naked, gt_verts, gt_kp, seconds)
@@ -283,9 +290,10 @@ def heldout_people(
 ):
     """The held-out synthetic people, one by one: ``n`` draws of the synthetic generator that
     MediaPipe's pose model detects (the others are skipped), as (sample, person, ground-truth
-    vertices (V, 3), ground-truth COCO joints (17, 3)). ``cut_off``: the share of portrait
-    framings (cut at the thighs or knees), 0 for the whole body in every frame. ``clothed``:
-    dressed people (clothes and hair with thickness) instead of flat part colours.
+    vertices (V, 3), ground-truth COCO joints (17, 3), the rendered RGB image). ``cut_off``:
+    the share of portrait framings (cut at the thighs or knees), 0 for the whole body in every
+    frame. ``clothed``: dressed people (clothes and hair with thickness) instead of flat part
+    colours.
     ``head_and_shoulders``: each person re-framed by :func:`frame_head_and_shoulders`."""
     import torch
 
@@ -309,7 +317,7 @@ def heldout_people(
         gt_verts = gt.vertices[0].numpy().astype(np.float64)
         gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
         done += 1
-        yield sample, person, gt_verts, gt_kp
+        yield sample, person, gt_verts, gt_kp, image
 
 
 def frame_head_and_shoulders(model, sample, rng):
@@ -427,7 +435,7 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
         K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
         for name, net in nets.items():
             for suffix, options in PLAUSIBILITY_VARIANTS:
-                fit = predict_fit(net, model, person, K, **options)
+                fit = predict_fit(net, model, person, K, image=pixels, **options)
                 row = rows.setdefault(name + suffix, {"implausible": [], "nearest": []})
                 row["implausible"].append(float(implausible(model, fit.pose)))
                 if bank is not None:

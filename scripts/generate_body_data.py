@@ -3,7 +3,7 @@
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/generate_body_data.py --out data/body_train --seed 1 \
         --start 0 --stop 40 [--shard-size 100] [--mocap-bank data/mocap_bank_train.npy] \
-        [--cut-off 0.6] [--clothed]
+        [--cut-off 0.6] [--clothed] [--image-size 64]
 
 Run several processes on disjoint ``--start/--stop`` ranges to use more cores; a stopped run
 resumes where it was (existing shards are skipped). Backgrounds: frames of the street video in
@@ -37,6 +37,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cut-off", type=float, default=0.0, help="share of portrait framings")
     parser.add_argument(
         "--clothed", action="store_true", help="dress every person: clothes and hair with thickness"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=0,
+        help="also store the render's RGB crop of the person, this many pixels a side",
     )
     parser.add_argument(
         "--video",
@@ -77,6 +83,7 @@ def main(argv=None) -> int:
             bank,
             args.cut_off,
             args.clothed,
+            args.image_size,
         )
         if path is not None:
             with np.load(path) as shard:

@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     people = heldout_people(
         model, detector, rng, np.load(args.bank), args.n, args.cut_off, args.clothed
     )
-    for done, (sample, person, gt_verts, gt_kp) in enumerate(people, 1):
+    for done, (sample, person, gt_verts, gt_kp, _) in enumerate(people, 1):
         truth = (gt_verts, gt_kp, model.height(sample.shape))
         fit = fit_body(model, person, sample.K)
         synthetic.setdefault("optimisation only", []).append(fit_errors(model, fit, *truth))

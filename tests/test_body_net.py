@@ -78,6 +78,74 @@ def test_solve_translation_recovers_the_camera_position() -> None:
         solve_translation(points[:, :2], targets, weights, K)
 
 
+def test_image_branch_shapes_and_errors() -> None:
+    """A network built with an image crop reads (B, 3, S, S) and says what it expects."""
+    net = BodyRegressor(width=16, image_size=32)
+    inputs = (torch.zeros(2, 33, 3), torch.zeros(2, 33, 3), torch.zeros(2, 1, 32, 32))
+    out = net(*inputs, torch.rand(2, 3, 32, 32))
+    assert out["rotations"].shape == (2, 19, 3, 3) and out["shape"].shape == (2, 16)
+    assert net.config()["image_size"] == 32 and "image_size" not in BodyRegressor().config()
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\), got None"):
+        net(*inputs)
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\), got \(2, 3, 64, 64\)"):
+        net(*inputs, torch.rand(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="reads no image"):
+        BodyRegressor(width=16)(*inputs, torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        BodyRegressor(image_size=40)
+
+
+def test_image_crop_is_the_square_of_the_mask() -> None:
+    """The image crop and the mask crop cover the same square: a photo painted white where the
+    mask is gives a crop that agrees with the mask crop."""
+    import cv2
+
+    from recon3d.models.body_net import network_inputs
+
+    person = _person(3)
+    image = np.repeat((person.mask * 255).astype(np.uint8)[..., None], 3, -1)
+    inputs = network_inputs(person, image, 64)
+    assert inputs["image"].shape == (64, 64, 3) and inputs["image"].dtype == np.uint8
+    assert "image" not in network_inputs(person)
+    mask = cv2.resize(inputs["mask"], (64, 64), interpolation=cv2.INTER_LINEAR) / 255.0
+    crop = inputs["image"][..., 0] / 255.0
+    assert np.abs(crop - mask).mean() < 0.05
+    with pytest.raises(ValueError, match="mask's size"):
+        network_inputs(person, image[:-1], 64)
+
+
+def test_image_network_estimate_is_mirror_equivariant_and_needs_the_photo() -> None:
+    """With an image crop the mirror augmentation still gives the mirrored estimate for the
+    mirrored photo (the mirrored pass sees the mirrored crop), and the crop matters."""
+    import cv2
+
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_net import network_inputs
+
+    torch.manual_seed(0)
+    model = BodyModel.from_pretrained()
+    net = BodyRegressor(image_size=32).eval()
+    with torch.no_grad():
+        net.head.weight.mul_(1000)  # the initial head is nearly constant by design
+    person = _person(2)
+    noise = np.random.default_rng(0).uniform(0, 255, (*person.mask.shape, 3)).astype(np.float32)
+    image = np.clip(cv2.GaussianBlur(noise, (0, 0), 6) * 4 - 384, 0, 255).astype(np.uint8)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    crop = network_inputs(person, image, 32)["image"].astype(np.float32)
+    crop_of_mirror = network_inputs(mirror_person(person), mirrored, 32)["image"]
+    assert np.abs(crop[:, ::-1] - crop_of_mirror).max() <= 1  # rounding to uint8 alone
+    K = np.array([[150.0, 0, 45], [0, 150.0, 60], [0, 0, 1]])
+    options = {"align": "none", "limbs": "network"}
+    fit = predict_fit(net, model, person, K, image=image, **options)
+    fit_of_mirror = predict_fit(net, model, mirror_person(person), K, image=mirrored, **options)
+    np.testing.assert_allclose(mirror_pose(model, fit.pose), fit_of_mirror.pose, atol=1e-5)
+    np.testing.assert_allclose(fit.shape, fit_of_mirror.shape, atol=1e-5)
+    other = predict_fit(net, model, person, K, image=255 - image, **options)
+    assert np.abs(other.pose - fit.pose).max() > 1e-4
+    with pytest.raises(ValueError, match="pass the photo"):
+        predict_fit(net, model, person, K, **options)
+
+
 def _person(seed: int):
     from recon3d.keypoints.mediapipe_pose import BodyLandmarks
 
@@ -567,6 +635,48 @@ def test_clothed_render_covers_the_body_and_is_deterministic() -> None:
     assert not (outfit.hair & (part != "head")).any()
 
 
+def _random_shard(path: Path, n: int, image_size: int = 0) -> None:
+    """A shard with the arrays of ``generate_shard`` filled with random values: for the
+    trainer's plumbing, not for learning anything."""
+    rng = np.random.default_rng(0)
+    K = np.array([[500.0, 0, 128], [0, 500.0, 128], [0, 0, 1]], np.float32)
+    arrays = {
+        "keypoints": rng.uniform(-0.5, 0.5, (n, 33, 3)).astype(np.float32),
+        "world": rng.normal(0, 0.3, (n, 33, 3)).astype(np.float32),
+        "mask": rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
+        "crop": np.tile(np.array([128, 128, 200], np.float32), (n, 1)),
+        "shape": rng.normal(0, 1, (n, 16)).astype(np.float32),
+        "pose": rng.normal(0, 0.2, (n, 19, 3)).astype(np.float32),
+        "translation": np.tile(np.array([0, 0, 3], np.float32), (n, 1)),
+        "K": np.tile(K, (n, 1, 1)),
+        "missed": np.array(0),
+    }
+    if image_size:
+        arrays["image"] = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+    np.savez_compressed(path, **arrays)
+
+
+def test_training_with_image_crops_and_a_clear_error_without_them(tmp_path) -> None:
+    """``image_size`` trains a network that reads the shards' image crops; shards without them
+    are refused with the command that makes them."""
+    from safetensors.torch import load_file
+
+    from recon3d.train.body_net import TrainConfig, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _random_shard(data / "body_s1_00000.npz", 6, image_size=16)
+    config = TrainConfig(
+        data=str(data), out=str(tmp_path / "run"), epochs=1, batch_size=4, prior_samples=20
+    )
+    weights = train(dataclasses.replace(config, image_size=16))
+    net = BodyRegressor(image_size=16)
+    net.load_state_dict(load_file(str(weights)))
+    _random_shard(data / "body_s1_00001.npz", 6)
+    with pytest.raises(ValueError, match="body_s1_00001.npz has no 16-pixel image crops"):
+        train(dataclasses.replace(config, image_size=16, out=str(tmp_path / "run2")))
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_train_and_resume(tmp_path) -> None:
     """A tiny shard of real synthetic data (MediaPipe on renders), then 1 epoch under torchrun
@@ -578,14 +688,16 @@ def test_torchrun_two_processes_train_and_resume(tmp_path) -> None:
     model = BodyModel.from_pretrained()
     data = tmp_path / "data"
     data.mkdir()
-    shard = generate_shard(model, MediaPipePoseDetector(), [], data, seed=7, index=0, size=12)
+    detector = MediaPipePoseDetector()
+    shard = generate_shard(model, detector, [], data, seed=7, index=0, size=12, image_size=32)
     assert shard is not None
     with np.load(shard) as arrays:
         assert arrays["keypoints"].shape[1:] == (33, 3) and len(arrays["shape"]) >= 6
+        assert arrays["image"].shape == (len(arrays["shape"]), 32, 32, 3)
     # Same seed and index: the same shard, byte for byte in its arrays.
     again = tmp_path / "again"
     again.mkdir()
-    shard2 = generate_shard(model, MediaPipePoseDetector(), [], again, seed=7, index=0, size=12)
+    shard2 = generate_shard(model, detector, [], again, seed=7, index=0, size=12, image_size=32)
     with np.load(shard) as a, np.load(shard2) as b:
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])

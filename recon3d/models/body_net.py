@@ -7,7 +7,10 @@ same code at training and inference):
 
 * ``keypoints`` (B, 33, 3): x, y relative to the crop centre in crop-side units, visibility;
 * ``world`` (B, 33, 3): MediaPipe's metric world landmarks;
-* ``mask`` (B, 1, 32, 32): the person mask in [0, 1].
+* ``mask`` (B, 1, 32, 32): the person mask in [0, 1];
+* ``image`` (B, 3, S, S), only for a network built with ``image_size=S``: the photo's RGB crop
+  of the same square, in [0, 1]. The shipped network reads none (measured in
+  docs/body_network.md, "An aligned image crop").
 
 Outputs: ``rotations`` (B, 19, 3, 3) of the fitted bones (:data:`FREE_BONES` order by bone
 index, world-aligned axes as :class:`~recon3d.models.body.BodyModel` expects), ``shape`` (B, 16)
@@ -52,17 +55,25 @@ def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
 
 class BodyRegressor(nn.Module):
-    """MLP over the landmarks plus a small CNN over the mask.
+    """MLP over the landmarks plus a small CNN over the mask (and, optionally, one over an
+    aligned image crop).
 
     Args:
         num_bones: bones predicted (19).
         num_shape: shape coefficients (16).
         width: hidden width.
+        image_size: side of the RGB crop of the person's square that a second CNN reads
+            (a multiple of 16); 0 (default, the shipped network): no image input.
     """
 
-    def __init__(self, num_bones: int = 19, num_shape: int = 16, width: int = 512) -> None:
+    def __init__(
+        self, num_bones: int = 19, num_shape: int = 16, width: int = 512, image_size: int = 0
+    ) -> None:
         super().__init__()
+        if image_size < 0 or image_size % 16:
+            raise ValueError(f"image_size must be 0 or a positive multiple of 16, got {image_size}")
         self.num_bones, self.num_shape = num_bones, num_shape
+        self.image_size = image_size
         self.mask_encoder = nn.Sequential(
             nn.Conv2d(1, 16, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -74,8 +85,25 @@ class BodyRegressor(nn.Module):
             nn.Linear(64 * 4 * 4, 256),
             nn.ReLU(),
         )
+        image_features = 0
+        if image_size:
+            cells = image_size // 16
+            self.image_encoder = nn.Sequential(
+                nn.Conv2d(3, 16, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(64 * cells * cells, 256),
+                nn.ReLU(),
+            )
+            image_features = 256
         self.trunk = nn.Sequential(
-            nn.Linear(33 * 6 + 256, width),
+            nn.Linear(33 * 6 + 256 + image_features, width),
             nn.ReLU(),
             nn.Linear(width, width),
             nn.ReLU(),
@@ -92,7 +120,11 @@ class BodyRegressor(nn.Module):
             self.head.bias.copy_(bias)
 
     def forward(
-        self, keypoints: torch.Tensor, world: torch.Tensor, mask: torch.Tensor
+        self,
+        keypoints: torch.Tensor,
+        world: torch.Tensor,
+        mask: torch.Tensor,
+        image: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """See the module docstring for shapes."""
         b = keypoints.shape[0]
@@ -112,7 +144,18 @@ class BodyRegressor(nn.Module):
             ],
             -1,
         )
-        hidden = self.trunk(torch.cat([features, self.mask_encoder(mask)], -1))
+        parts = [features, self.mask_encoder(mask)]
+        if self.image_size:
+            expected = (3, self.image_size, self.image_size)
+            if image is None or image.shape[1:] != expected:
+                got = None if image is None else tuple(image.shape)
+                side = self.image_size
+                raise ValueError(f"expected image of shape (B, 3, {side}, {side}), got {got}")
+            # Centred, as the landmark coordinates are.
+            parts.append(self.image_encoder(image - 0.5))
+        elif image is not None:
+            raise ValueError("this network reads no image (built with image_size=0)")
+        hidden = self.trunk(torch.cat(parts, -1))
         out = self.head(hidden)
         n6 = self.num_bones * 6
         return {
@@ -122,11 +165,14 @@ class BodyRegressor(nn.Module):
         }
 
     def config(self) -> dict[str, int]:
-        return {
+        config = {
             "num_bones": self.num_bones,
             "num_shape": self.num_shape,
             "width": self.trunk[0].out_features,
         }
+        if self.image_size:
+            config["image_size"] = self.image_size
+        return config
 
     @classmethod
     def from_pretrained(cls, name: str = ASSET) -> BodyRegressor:
@@ -144,12 +190,16 @@ class BodyRegressor(nn.Module):
         return net.eval()
 
 
-def network_inputs(person) -> dict[str, np.ndarray]:
+def network_inputs(
+    person, image: np.ndarray | None = None, image_size: int = 0
+) -> dict[str, np.ndarray]:
     """The front end's output as the network sees it, in the person's crop frame.
 
     Returns ``keypoints`` (33, 3): x, y relative to the crop centre in crop-size units and
     visibility; ``world`` (33, 3) metric landmarks; ``mask`` (MASK_SIZE, MASK_SIZE) uint8 crop of
-    the person mask; ``crop`` (3,): centre x, y and side of the square crop in pixels."""
+    the person mask; ``crop`` (3,): centre x, y and side of the square crop in pixels; and, when
+    ``image`` (H, W, 3) uint8 RGB and ``image_size`` are given, ``image`` (image_size,
+    image_size, 3) uint8: the photo's crop of the same square (anti-aliased, black outside)."""
     import cv2
 
     x0, y0, x1, y1 = person.box
@@ -161,12 +211,32 @@ def network_inputs(person) -> dict[str, np.ndarray]:
         [[scale, 0, MASK_SIZE / 2 - scale * cx], [0, scale, MASK_SIZE / 2 - scale * cy]]
     )
     mask = cv2.warpAffine(person.mask, affine, (MASK_SIZE, MASK_SIZE), flags=cv2.INTER_AREA)
-    return {
+    inputs = {
         "keypoints": keypoints,
         "world": person.world.astype(np.float32),
         "mask": np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8),
         "crop": np.array([cx, cy, side], np.float32),
     }
+    if image is not None and image_size:
+        if image.shape[:2] != person.mask.shape or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"expected an (H, W, 3) image of the mask's size {person.mask.shape}, "
+                f"got {image.shape}"
+            )
+        # warpAffine samples point-wise (its INTER_AREA is bilinear), so a large reduction
+        # is blurred to the target's pixel footprint first, or thin limbs alias away.
+        # Pixel centres at half-integers, as the landmarks have them, so that the crop of the
+        # mirrored photo is exactly the mirrored crop (the mask crop predates this).
+        scale = image_size / side
+        shift = image_size / 2 - 0.5 + 0.5 * scale
+        affine = np.array([[scale, 0, shift - scale * cx], [0, scale, shift - scale * cy]])
+        source = image
+        if scale < 0.5:
+            source = cv2.GaussianBlur(image, (0, 0), 0.5 / scale)
+        inputs["image"] = cv2.warpAffine(
+            source, affine, (image_size, image_size), flags=cv2.INTER_LINEAR
+        )
+    return inputs
 
 
 ALIGNMENTS = ("torso", "translation", "none")
@@ -195,6 +265,7 @@ def predict_fit(
     height: str = "prior",
     rigid: str = "world",
     clothing: str = "none",
+    image: np.ndarray | None = None,
 ):
     """The network's estimate for one person as a :class:`~recon3d.fitting.body_fit.BodyFit`
     (the fit's ``init``): all bones but the predicted ones at rest.
@@ -249,6 +320,8 @@ def predict_fit(
             mask around the placed body (:func:`~recon3d.fitting.clothing.person_clothing`,
             closed form, about 10 ms; :data:`MASK_CLOTHING_PARTS`), so that the estimate's
             silhouette covers clothes; the clothed body is then placed on the photo again.
+        image: (H, W, 3) uint8 RGB photo, for a network that reads an image crop
+            (``net.image_size > 0``; ignored otherwise); the mirrored pass sees it mirrored.
     """
     import cv2
     from scipy.spatial.transform import Rotation
@@ -270,16 +343,27 @@ def predict_fit(
         raise ValueError(f'rigid={rigid!r} needs align="torso"')
     if clothing not in CLOTHING_SOURCES:
         raise ValueError(f"clothing must be one of {CLOTHING_SOURCES}, got {clothing!r}")
+    image_size = getattr(net, "image_size", 0)
+    if image_size and image is None:
+        raise ValueError("this network reads an image crop: pass the photo as image=")
     people = [person, mirror_person(person)] if mirror else [person]
-    batch = [network_inputs(p) for p in people]
+    images = [None, None]
+    if image_size:
+        images = [image, np.ascontiguousarray(image[:, ::-1])]
+    batch = [network_inputs(p, i, image_size) for p, i in zip(people, images, strict=False)]
     inputs = batch[0]
     device = next(net.parameters()).device
     with torch.no_grad():
+        crops = None
+        if image_size:
+            crops = torch.as_tensor(np.stack([b["image"] for b in batch]), device=device)
+            crops = crops.permute(0, 3, 1, 2).float() / 255
         out = net(
             torch.as_tensor(np.stack([b["keypoints"] for b in batch]), device=device),
             torch.as_tensor(np.stack([b["world"] for b in batch]), device=device),
             torch.as_tensor(np.stack([b["mask"] for b in batch]), device=device)[:, None].float()
             / 255,
+            crops,
         )
     free = sorted(model.bone(n) for n in FREE_BONES)
     rotations = out["rotations"].cpu().numpy().astype(np.float64)  # (1 or 2, 19, 3, 3)

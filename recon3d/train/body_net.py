@@ -53,6 +53,9 @@ class TrainConfig:
     prior_samples: int = 20000
     #: Also keep the network of every this many epochs (0: the last checkpoint only).
     snapshot_every: int = 0
+    #: > 0: the network also reads the shards' RGB crops of the person (``image``, stored by
+    #: ``generate_body_data.py --image-size``), this many pixels a side.
+    image_size: int = 0
 
 
 class PoseDiscriminator(nn.Module):
@@ -84,15 +87,28 @@ class PoseDiscriminator(nn.Module):
         return torch.cat([per_joint, whole, self.shape(shape)], -1)
 
 
-def load_shards(folder: pathlib.Path, model: BodyModel) -> dict[str, torch.Tensor]:
-    """All shards of a folder as tensors, with the training targets derived once."""
+def load_shards(
+    folder: pathlib.Path, model: BodyModel, image_size: int = 0
+) -> dict[str, torch.Tensor]:
+    """All shards of a folder as tensors, with the training targets derived once; with
+    ``image_size``, also their image crops, (N, 3, image_size, image_size) in [0, 1]."""
     arrays: dict[str, list[np.ndarray]] = {}
     paths = sorted(folder.glob("body_s*_*.npz"))
     if not paths:
         raise FileNotFoundError(f"no shards (body_s*_*.npz) in {folder}")
+    keys = ["keypoints", "world", "mask", "crop", "shape", "pose", "translation", "K"]
+    if image_size:
+        keys.append("image")
     for path in paths:
         with np.load(path, allow_pickle=False) as shard:
-            for key in ("keypoints", "world", "mask", "crop", "shape", "pose", "translation", "K"):
+            if image_size and (
+                "image" not in shard.files or shard["image"].shape[1:3] != (image_size,) * 2
+            ):
+                raise ValueError(
+                    f"{path.name} has no {image_size}-pixel image crops "
+                    f"(generate_body_data.py --image-size {image_size})"
+                )
+            for key in keys:
                 arrays.setdefault(key, []).append(shard[key])
     data = {k: np.concatenate(v) for k, v in arrays.items()}
     root_rest = model.mean_joints[0].numpy()[None] + np.einsum(
@@ -104,6 +120,8 @@ def load_shards(folder: pathlib.Path, model: BodyModel) -> dict[str, torch.Tenso
     )
     out = {k: torch.from_numpy(v.astype(np.float32)) for k, v in data.items()}
     out["mask"] = out["mask"][:, None] / 255.0
+    if image_size:
+        out["image"] = out["image"].permute(0, 3, 1, 2) / 255.0
     out["camera"] = torch.from_numpy(camera.astype(np.float32))
     out["rotations"] = axis_angle_to_matrix(out["pose"])
     return out
@@ -129,9 +147,9 @@ def train(config: TrainConfig) -> pathlib.Path:
 
     model = BodyModel.from_pretrained()
     free = tuple(int(i) for i in free_bone_indices(model))
-    data = load_shards(pathlib.Path(config.data), model)
+    data = load_shards(pathlib.Path(config.data), model, config.image_size)
     n = len(data["shape"])
-    net = BodyRegressor()
+    net = BodyRegressor(image_size=config.image_size)
     disc = PoseDiscriminator()
     start_epoch = resume(out, "body_net.safetensors", net, disc)
     if distributed:
@@ -165,7 +183,7 @@ def train(config: TrainConfig) -> pathlib.Path:
         for s in range(0, len(order), config.batch_size):
             idx = order[s : s + config.batch_size]
             batch = {k: v[idx] for k, v in data.items()}
-            pred = net(batch["keypoints"], batch["world"], batch["mask"])
+            pred = net(batch["keypoints"], batch["world"], batch["mask"], batch.get("image"))
             losses = _generator_losses(
                 model, free, pred, batch, vertex_subset, losses_index, kp_mp, config
             )

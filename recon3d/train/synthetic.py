@@ -298,11 +298,14 @@ def generate_shard(
     bank: np.ndarray | None = None,
     cut_off: float = 0.0,
     clothed: bool = False,
+    image_size: int = 0,
 ) -> pathlib.Path | None:
     """Write shard ``index`` of a run (``size`` attempted samples); skip it when it exists.
 
     Samples where MediaPipe finds nobody are dropped (their count is stored). ``clothed``
-    dresses every person (see :func:`render_sample`)."""
+    dresses every person (see :func:`render_sample`). ``image_size`` > 0 also stores the
+    render's RGB crop of the person's square, ``image`` (N, image_size, image_size, 3) uint8
+    (:func:`~recon3d.models.body_net.network_inputs`); the other arrays are unchanged."""
     path = out_dir / f"body_s{seed}_{index:05d}.npz"
     if path.exists():
         return None
@@ -319,7 +322,7 @@ def generate_shard(
             log.debug("no detection: %s", exc)
             missed += 1
             continue
-        inputs = network_inputs(person)
+        inputs = network_inputs(person, image, image_size)
         for key, value in inputs.items():
             rows.setdefault(key, []).append(value)
         rows.setdefault("shape", []).append(sample.shape.astype(np.float32))
