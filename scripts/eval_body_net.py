@@ -265,6 +265,9 @@ def main(argv=None) -> int:
             f"{method:<22}{m['PVE_mm']:>9}{m['MPJPE_mm']:>10}{m['implausible_%']:>15}"
             f"{m['seconds']:>9}"
         )
+    per_person = {m: {"pve": r["pve"], "mpjpe": r["mpjpe"]} for m, r in results.items()}
+    if n:
+        print_paired(per_person, list(nets))
     real = evaluate_photos(nets, args.photos) if args.photos else {}
     plausibility = {}
     if args.plausibility_inputs:
@@ -272,10 +275,43 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"synthetic": summary, "photos": real, "plausibility": plausibility}, indent=2
+                {
+                    "synthetic": summary,
+                    "synthetic_per_person": per_person,
+                    "photos": real,
+                    "plausibility": plausibility,
+                },
+                indent=2,
             )
         )
     return 0
+
+
+def print_paired(per_person: dict[str, dict[str, list[float]]], nets: list[str]) -> None:
+    """Paired differences (mean and 95 % bootstrap interval over the people, better / worse
+    counts) of each method from optimisation only, and of each further network's methods from
+    the first network's."""
+    from eval_body_real import paired_summary
+
+    sign = {"pve": -1.0, "mpjpe": -1.0}
+
+    def show(reference: str, methods: list[str]) -> None:
+        rows = {m: per_person[m] for m in [reference, *methods] if m in per_person}
+        for method, stats in paired_summary(rows, reference, better_sign=sign).items():
+            if method == reference:
+                continue
+            parts = [
+                f"{k} {v['diff']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] "
+                f"better {v['better']} worse {v['worse']}"
+                for k, v in stats.items()
+            ]
+            print(f"  {method} - {reference}: " + "; ".join(parts))
+
+    print("paired differences, mm:")
+    show("optimisation", [m for m in per_person if m != "optimisation"])
+    for other in nets[1:]:
+        for kind in (" only", " + refine"):
+            show(nets[0] + kind, [other + kind])
 
 
 def heldout_people(

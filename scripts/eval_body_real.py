@@ -56,18 +56,23 @@ def real_inputs(paths: list[pathlib.Path], every: int):
 
 
 def paired_summary(
-    rows: dict[str, dict[str, list[float]]], reference: str, seed: int = 0
+    rows: dict[str, dict[str, list[float]]],
+    reference: str,
+    seed: int = 0,
+    better_sign: dict[str, float] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per method and measure: mean, and against ``reference`` the mean difference, its 95 %
     bootstrap interval (images resampled with replacement, 2,000 times) and the images where the
-    method does better / worse (ties left out). The measures are those of :data:`MEASURES`
-    that the reference's row has."""
+    method does better / worse (ties left out). The measures are the keys of ``better_sign``
+    (+1 where larger is better, -1 where smaller is; default :data:`BETTER_SIGN`) that the
+    reference's row has."""
+    better_sign = better_sign or BETTER_SIGN
     rng = np.random.default_rng(seed)
     ref = rows[reference]
     out: dict[str, dict[str, dict[str, float]]] = {}
     for method, row in rows.items():
         out[method] = {}
-        for measure in (m for m in MEASURES if m in ref):
+        for measure in (m for m in better_sign if m in ref):
             values = np.asarray(row[measure], float)
             stats = {"mean": float(np.nanmean(values))}
             if method != reference:
@@ -75,7 +80,7 @@ def paired_summary(
                 diff = diff[np.isfinite(diff)]
                 boots = rng.integers(0, len(diff), (2000, len(diff)))
                 means = diff[boots].mean(1)
-                better = BETTER_SIGN[measure] * diff
+                better = better_sign[measure] * diff
                 stats.update(
                     diff=float(diff.mean()),
                     low=float(np.percentile(means, 2.5)),
@@ -87,9 +92,34 @@ def paired_summary(
     return out
 
 
+def compare_runs(reference: dict, other: dict, seed: int = 0) -> dict:
+    """Two runs of this script (their ``--json``) on the same inputs, e.g. with two networks:
+    per method in both, the other run's paired difference from the reference run's, over the
+    inputs both scored (matched by name), as :func:`paired_summary` gives it."""
+    ours = {image["input"]: image for image in reference["images"]}
+    theirs = {image["input"]: image for image in other["images"]}
+    shared = [name for name in ours if name in theirs]
+    methods = [m for m in ours[shared[0]] if isinstance(ours[shared[0]][m], dict)]
+    out = {"inputs": len(shared)}
+    for method in methods:
+        rows = {
+            run: {k: [images[name][method][k] for name in shared] for k in MEASURES}
+            for run, images in (("reference", ours), ("other", theirs))
+        }
+        out[method] = paired_summary(rows, "reference", seed)["other"]
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("inputs", type=pathlib.Path, nargs="+", help="photos and videos")
+    parser.add_argument("inputs", type=pathlib.Path, nargs="*", help="photos and videos")
+    parser.add_argument(
+        "--compare",
+        type=pathlib.Path,
+        nargs=2,
+        metavar=("REFERENCE_JSON", "OTHER_JSON"),
+        help="instead of running: the paired differences between two runs' --json files",
+    )
     parser.add_argument("--every", type=int, default=8, help="video frame step")
     parser.add_argument("--net", type=pathlib.Path, default=ROOT / "weights/body_net.safetensors")
     parser.add_argument(
@@ -102,6 +132,22 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.compare:
+        runs = [json.loads(path.read_text()) for path in args.compare]
+        result = compare_runs(*runs)
+        print(f"{args.compare[1].name} - {args.compare[0].name}, {result.pop('inputs')} inputs:")
+        for method, stats in result.items():
+            print(
+                f"  {method}: "
+                + "; ".join(
+                    f"{m} {v['mean']:.3f}, {v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+                    f" better {v['better']} worse {v['worse']}"
+                    for m, v in stats.items()
+                )
+            )
+        return 0
+    if not args.inputs:
+        parser.error("give photos and videos to score (or --compare two runs)")
 
     import torch
     from eval_body_net import implausible, load_net

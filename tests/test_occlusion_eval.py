@@ -150,6 +150,30 @@ def test_real_image_eval_pairs_methods_per_image() -> None:
     assert (pck["better"], pck["worse"]) == (1, 0)
 
 
+def test_two_real_image_runs_are_paired_by_input() -> None:
+    """``eval_body_real.py --compare``: the second run's paired difference from the first per
+    method, over the inputs both scored (an input only one run has is left out), with each
+    measure's sense; and summaries in another measure's sense (``better_sign``)."""
+    script = _load("eval_body_real")
+
+    def image(name, iou, kp_error):
+        values = {"iou": iou, "pck": 1.0, "kp_error": kp_error, "implausible": 0.0}
+        return {"input": name, "whole_body": True, "network + refine": values}
+
+    reference = {"images": [image("a", 0.8, 0.03), image("b", 0.9, 0.02), image("x", 0.1, 0.9)]}
+    other = {"images": [image("b", 0.8, 0.01), image("a", 0.9, 0.03)]}
+    result = script.compare_runs(reference, other)
+    assert result["inputs"] == 2
+    iou = result["network + refine"]["iou"]
+    assert iou["mean"] == pytest.approx(0.85) and iou["diff"] == pytest.approx(0.0)
+    assert (iou["better"], iou["worse"]) == (1, 1)
+    kp = result["network + refine"]["kp_error"]
+    assert kp["diff"] == pytest.approx(-0.005) and (kp["better"], kp["worse"]) == (1, 0)
+    rows = {"a": {"pve": [100.0, 120.0]}, "c": {"pve": [90.0, 125.0]}}
+    pve = script.paired_summary(rows, "a", better_sign={"pve": -1.0})["c"]["pve"]
+    assert pve["diff"] == pytest.approx(-2.5) and (pve["better"], pve["worse"]) == (1, 1)
+
+
 def test_head_and_shoulders_framing_puts_the_head_at_the_top_centre() -> None:
     """eval_body_net.py's video-call framing: the nose near the frame's horizontal centre,
     the crown near its top, the shoulders inside the frame, and the head large (a fifth of
