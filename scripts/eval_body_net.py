@@ -112,7 +112,13 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--net", type=pathlib.Path, default=ROOT / "weights/body_net.safetensors")
-    parser.add_argument("--ablation", type=pathlib.Path, default=None)
+    parser.add_argument(
+        "--ablation",
+        type=pathlib.Path,
+        nargs="*",
+        default=[],
+        help="other networks to score beside --net (an ablation, another input...)",
+    )
     parser.add_argument("--bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_test.npy")
     parser.add_argument(
         "--train-bank", type=pathlib.Path, default=ROOT / "data/mocap_bank_train.npy"
@@ -140,7 +146,10 @@ def main(argv=None) -> int:
         help="frame every held-out person on the head and shoulders (like a video call)",
     )
     parser.add_argument(
-        "--ablation-label", default="net_noadv", help="name of the --ablation network in tables"
+        "--ablation-label",
+        nargs="*",
+        default=["net_noadv"],
+        help="names of the --ablation networks in tables, in their order",
     )
     parser.add_argument(
         "--clothed", action="store_true", help="held-out people dressed (clothes and hair)"
@@ -175,8 +184,10 @@ def main(argv=None) -> int:
     bank = np.load(args.bank) if args.bank.exists() else None
 
     nets = {"net": load_net(args.net)}
-    if args.ablation is not None:
-        nets[args.ablation_label] = load_net(args.ablation)
+    if len(args.ablation_label) < len(args.ablation):
+        parser.error("give each --ablation network a --ablation-label")
+    for label, path in zip(args.ablation_label, args.ablation, strict=False):
+        nets[label] = load_net(path)
     refine = REFINE_OPTIONS
     rng = np.random.default_rng([args.seed, 999])
     results: dict[str, dict[str, list[float]]] = {}
