@@ -54,6 +54,17 @@ def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([e1, e2, e3], dim=-1)
 
 
+def _conv_encoder(channels: tuple[int, ...], side: int, features: int = 256) -> nn.Sequential:
+    """Stride-2 3x3 convolutions with ReLUs through ``channels`` (the first is the input's),
+    then a linear layer: (B, channels[0], side, side) -> (B, features)."""
+    layers: list[nn.Module] = []
+    for inputs, outputs in zip(channels, channels[1:], strict=False):
+        layers += [nn.Conv2d(inputs, outputs, 3, stride=2, padding=1), nn.ReLU()]
+    cells = side >> (len(channels) - 1)
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * cells * cells, features), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 class BodyRegressor(nn.Module):
     """MLP over the landmarks plus a small CNN over the mask (and, optionally, one over an
     aligned image crop).
@@ -74,33 +85,10 @@ class BodyRegressor(nn.Module):
             raise ValueError(f"image_size must be 0 or a positive multiple of 16, got {image_size}")
         self.num_bones, self.num_shape = num_bones, num_shape
         self.image_size = image_size
-        self.mask_encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 256),
-            nn.ReLU(),
-        )
+        self.mask_encoder = _conv_encoder((1, 16, 32, 64), MASK_SIZE)
         image_features = 0
         if image_size:
-            cells = image_size // 16
-            self.image_encoder = nn.Sequential(
-                nn.Conv2d(3, 16, 3, stride=2, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(16, 32, 3, stride=2, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(32, 64, 3, stride=2, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(64, 64, 3, stride=2, padding=1),
-                nn.ReLU(),
-                nn.Flatten(),
-                nn.Linear(64 * cells * cells, 256),
-                nn.ReLU(),
-            )
+            self.image_encoder = _conv_encoder((3, 16, 32, 64, 64), image_size)
             image_features = 256
         self.trunk = nn.Sequential(
             nn.Linear(33 * 6 + 256 + image_features, width),
