@@ -99,6 +99,8 @@ def compare_runs(reference: dict, other: dict, seed: int = 0) -> dict:
     ours = {image["input"]: image for image in reference["images"]}
     theirs = {image["input"]: image for image in other["images"]}
     shared = [name for name in ours if name in theirs]
+    if not shared:
+        raise ValueError("the two runs scored no input in common")
     methods = [m for m in ours[shared[0]] if isinstance(ours[shared[0]][m], dict)]
     out = {"inputs": len(shared)}
     for method in methods:
