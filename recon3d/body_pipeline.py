@@ -23,6 +23,7 @@ from recon3d.keypoints.base import FaceLandmarkDetector, FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.models.body_net import BodyRegressor, predict_fit
+from recon3d.models.body_prior import PoseDiscriminator
 from recon3d.pipeline import decoded
 from recon3d.reconstruction import Reconstruction
 from recon3d.skeleton import Skeleton
@@ -112,6 +113,8 @@ class BodyReconstructionPipeline:
             (MediaPipe's by default).
         completer: the texture-completion network for the body layout (the shipped one,
             loaded on first use, by default).
+        prior: the adversarial pose prior (:mod:`recon3d.models.body_prior`) for fits whose
+            options weigh it (``adversarial_weight``); required for those.
     """
 
     def __init__(
@@ -124,8 +127,10 @@ class BodyReconstructionPipeline:
         face_detector: FaceLandmarkDetector | None = None,
         hand_detector: Any | None = None,
         completer: TextureCompleter | None = None,
+        prior: PoseDiscriminator | None = None,
     ) -> None:
         self.model = model
+        self.prior = prior
         self._completer = completer
         self.network = network
         self.refine_options = refine_options or REFINE_OPTIONS
@@ -134,6 +139,15 @@ class BodyReconstructionPipeline:
         self._hand_detector = hand_detector
         self._detector_lock = threading.Lock()
         self.fit_options = fit_options or BodyFitOptions()
+        for name, options in (
+            ("fit_options", self.fit_options),
+            ("refine_options", self.refine_options),
+        ):
+            if options.adversarial_weight and prior is None:
+                raise ValueError(
+                    f"{name}.adversarial_weight is set but no prior was given: pass "
+                    "prior=PoseDiscriminator.from_pretrained() (recon3d.models.body_prior)"
+                )
 
     @classmethod
     def from_pretrained(
@@ -153,6 +167,15 @@ class BodyReconstructionPipeline:
         """
         if use_network and "network" not in kwargs:
             kwargs["network"] = BodyRegressor.from_pretrained()
+        weighs_prior = any(
+            (kwargs.get(k) or default).adversarial_weight
+            for k, default in (
+                ("fit_options", BodyFitOptions()),
+                ("refine_options", REFINE_OPTIONS),
+            )
+        )
+        if weighs_prior and "prior" not in kwargs:
+            kwargs["prior"] = PoseDiscriminator.from_pretrained()
         return cls(BodyModel.from_pretrained(), **kwargs).to(device)
 
     def to(self, device: str | torch.device | None) -> BodyReconstructionPipeline:
@@ -161,6 +184,8 @@ class BodyReconstructionPipeline:
             self.model.to(torch.device(device))
             if self.network is not None:
                 self.network.to(torch.device(device))
+            if self.prior is not None:
+                self.prior.to(torch.device(device))
             if self._completer is not None:
                 self._completer.to(device)
         return self
@@ -296,6 +321,7 @@ class BodyReconstructionPipeline:
                         init=init,
                         face=face,
                         hands=hands,
+                        prior=self.prior,
                     )
                 vertices, joints = self._posed(fit)
             with stage("texture", timings):

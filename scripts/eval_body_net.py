@@ -55,6 +55,51 @@ def load_net(path: pathlib.Path):
     return net.eval()
 
 
+def add_prior_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--prior`` and ``--prior-weights``: also score the default refinement with the
+    adversarial pose prior's term at each weight."""
+    parser.add_argument(
+        "--prior",
+        type=pathlib.Path,
+        default=None,
+        help="a pose prior (scripts/train_body_prior.py) for the refinement's adversarial term",
+    )
+    parser.add_argument(
+        "--prior-weights",
+        type=float,
+        nargs="*",
+        default=[0.1],
+        help="weights of the prior's term to score (with --prior)",
+    )
+
+
+def load_prior(path: pathlib.Path | None):
+    """The pose prior in ``path`` (not hash-checked: for evaluating candidates), or None."""
+    if path is None:
+        return None
+    from safetensors.torch import load_file
+
+    from recon3d.models.body_prior import PoseDiscriminator
+
+    prior = PoseDiscriminator()
+    prior.load_state_dict(load_file(str(path)))
+    return prior.eval().requires_grad_(False)
+
+
+def prior_refinements(prior, weights: list[float]) -> dict:
+    """Method name -> the default refinement options with the prior's term at each weight."""
+    import dataclasses
+
+    from recon3d.body_pipeline import REFINE_OPTIONS
+
+    if prior is None:
+        return {}
+    return {
+        f"+ refine + prior {w:g}": dataclasses.replace(REFINE_OPTIONS, adversarial_weight=w)
+        for w in weights
+    }
+
+
 # Largest rotation (radians, from the rest A-pose) a bone can take in a living body: generous
 # anatomical ranges (clavicle elevation ~40°, trunk flexion per spine segment ~45°, ...).
 ANATOMICAL_BONES = (
@@ -133,6 +178,11 @@ def main(argv=None) -> int:
         help="real photos and videos on which the network-only poses are checked for "
         "plausibility (no ground truth needed): each photo and each video frame, also mirrored",
     )
+    parser.add_argument(
+        "--plausibility-refined",
+        action="store_true",
+        help="on the --plausibility-inputs also the default refinement (and those with --prior)",
+    )
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument(
         "--cut-off",
@@ -154,6 +204,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--clothed", action="store_true", help="held-out people dressed (clothes and hair)"
     )
+    add_prior_arguments(parser)
     parser.add_argument(
         "--default-only",
         action="store_true",
@@ -189,6 +240,8 @@ def main(argv=None) -> int:
     for label, path in zip(args.ablation_label, args.ablation, strict=False):
         nets[label] = load_net(path)
     refine = REFINE_OPTIONS
+    prior = load_prior(args.prior)
+    with_prior = prior_refinements(prior, args.prior_weights)
     rng = np.random.default_rng([args.seed, 999])
     results: dict[str, dict[str, list[float]]] = {}
 
@@ -236,6 +289,10 @@ def main(argv=None) -> int:
                     init = predict_fit(net, model, person, sample.K, image=image, **start)
                 fit = fit_body(model, person, sample.K, options=refine, init=init)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
+                for method, options in with_prior.items() if not suffix else ():
+                    t = time.perf_counter()
+                    fit = fit_body(model, person, sample.K, options=options, init=init, prior=prior)
+                    record(f"{name} {method}", fit, gt_verts, gt_kp, time.perf_counter() - t)
             if name == "net" and not args.default_only:
                 # The network alone placed on MediaPipe's world torso, as before session 12.
                 t = time.perf_counter()
@@ -276,13 +333,24 @@ def main(argv=None) -> int:
             f"{method:<22}{m['PVE_mm']:>9}{m['MPJPE_mm']:>10}{m['implausible_%']:>15}"
             f"{m['seconds']:>9}"
         )
-    per_person = {m: {"pve": r["pve"], "mpjpe": r["mpjpe"]} for m, r in results.items()}
+    per_person = {
+        m: {"pve": r["pve"], "mpjpe": r["mpjpe"], "implausible": r["implausible"]}
+        for m, r in results.items()
+    }
     if n:
         print_paired(per_person, list(nets))
+        if with_prior:
+            print_prior_paired(results, [f"net {m}" for m in with_prior])
     real = evaluate_photos(nets, args.photos) if args.photos else {}
     plausibility = {}
     if args.plausibility_inputs:
-        plausibility = evaluate_plausibility(nets, args.plausibility_inputs, model, bank)
+        refinements = None
+        if args.plausibility_refined:
+            refinements = {"net + refine": REFINE_OPTIONS}
+            refinements.update({f"net {m}": o for m, o in with_prior.items()})
+        plausibility = evaluate_plausibility(
+            nets, args.plausibility_inputs, model, bank, refinements, prior
+        )
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -323,6 +391,25 @@ def print_paired(per_person: dict[str, dict[str, list[float]]], nets: list[str])
     for other in nets[1:]:
         for kind in (" only", " + refine"):
             show(nets[0] + kind, [other + kind])
+
+
+def print_prior_paired(results: dict, methods: list[str]) -> None:
+    """Paired differences of the refinements with the prior's term from the default one: PVE,
+    MPJPE (mm) and the share of implausible poses."""
+    from eval_body_real import paired_summary
+
+    sign = {"pve": -1.0, "mpjpe": -1.0, "implausible": -1.0}
+    rows = {m: {k: results[m][k] for k in sign} for m in ["net + refine", *methods]}
+    print("the prior's term, paired with the default refinement:")
+    for method, stats in paired_summary(rows, "net + refine", better_sign=sign).items():
+        if method == "net + refine":
+            continue
+        parts = [
+            f"{k} {v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] "
+            f"better {v['better']} worse {v['worse']}"
+            for k, v in stats.items()
+        ]
+        print(f"  {method}: " + "; ".join(parts))
 
 
 def heldout_people(
@@ -459,14 +546,27 @@ PLAUSIBILITY_VARIANTS = (
 )
 
 
-def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -> dict:
+def evaluate_plausibility(
+    nets: dict, inputs: list[pathlib.Path], model, bank, refinements: dict | None = None, prior=None
+) -> dict:
     """Network-only poses on real images (photos and every video frame, each also mirrored),
     where the detector's output differs from the synthetic renders the network trained on and
     legs are often out of the frame: the share of implausible poses and the mean distance to the
-    nearest held-out motion-capture pose, per network."""
+    nearest held-out motion-capture pose, per network. ``refinements`` (method name ->
+    ``BodyFitOptions``): also the first network's estimate refined with each (from the
+    pipeline's start; without the face and hand landmarks, which only pull the head and
+    hands), the prior's term weighed by ``prior``."""
+    from recon3d.body_pipeline import REFINE_START_CLOTHING, REFINE_START_LIMBS, REFINE_START_RIGID
     from recon3d.errors import NoPersonFound
+    from recon3d.fitting.body_fit import fit_body
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.models.body_net import predict_fit
+
+    start = {
+        "limbs": REFINE_START_LIMBS,
+        "rigid": REFINE_START_RIGID,
+        "clothing": REFINE_START_CLOTHING,
+    }
 
     detector = MediaPipePoseDetector()
     rows: dict[str, dict[str, list[float]]] = {}
@@ -487,6 +587,17 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
                 row["implausible"].append(float(implausible(model, fit.pose)))
                 if bank is not None:
                     row["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
+        if refinements:
+            net = next(iter(nets.values()))
+            init = predict_fit(net, model, person, K, image=pixels, **start)
+            for method, options in refinements.items():
+                fit = fit_body(model, person, K, options=options, init=init, prior=prior)
+                row = rows.setdefault(method, {"implausible": [], "nearest": []})
+                row["implausible"].append(float(implausible(model, fit.pose)))
+                if bank is not None:
+                    row["nearest"].append(nearest_pose_angle(model, fit.pose, bank))
+        if people % 50 == 0:
+            log.info("plausibility: %d inputs", people)
     summary = {
         name: {
             "inputs": people,
@@ -497,11 +608,28 @@ def evaluate_plausibility(nets: dict, inputs: list[pathlib.Path], model, bank) -
         }
         for name, r in rows.items()
     }
-    print(f"plausibility on {people} real inputs (network only)")
+    print(f"plausibility on {people} real inputs")
     for name, m in summary.items():
         print(
-            f"{name:<20}{m['implausible_%']:>8} % implausible{m['nearest_heldout_pose_deg']:>8} deg"
+            f"{name:<28}{m['implausible_%']:>8} % implausible{m['nearest_heldout_pose_deg']:>8} deg"
         )
+    if refinements and len(refinements) > 1:
+        from eval_body_real import paired_summary
+
+        sign = {"implausible": -1.0, "nearest": -1.0}
+        reference = next(iter(refinements))
+        paired = {m: rows[m] for m in refinements}
+        for method, stats in paired_summary(paired, reference, better_sign=sign).items():
+            if method != reference:
+                print(
+                    f"  {method} - {reference}: "
+                    + "; ".join(
+                        f"{k} {v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] "
+                        f"better {v['better']} worse {v['worse']}"
+                        for k, v in stats.items()
+                    )
+                )
+        summary["per_input"] = {m: rows[m] for m in refinements}
     return summary
 
 

@@ -289,10 +289,13 @@ def main(argv=None) -> int:
         default=sorted({case.split(" ", 1)[1] for case in CASES}),
         help="hidden regions to score (default: all)",
     )
+    from eval_body_net import add_prior_arguments
+
+    add_prior_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from eval_body_net import load_net
+    from eval_body_net import load_net, load_prior, prior_refinements
     from sweep_body_refine import estimating, refine_options
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
@@ -317,6 +320,12 @@ def main(argv=None) -> int:
                 )
                 methods[f"{name} + refine {variant}"] = (other, True)
                 variants[f"{name} + refine {variant}"] = variant
+            prior = load_prior(args.prior)
+            for method, options in prior_refinements(prior, args.prior_weights).items():
+                other = BodyReconstructionPipeline(
+                    model, network=net, refine_options=options, prior=prior
+                )
+                methods[f"{name} {method}"] = (other, True)
     detector = methods["optimisation"][0]
     patch = occluder_patch(args.occluder)
 

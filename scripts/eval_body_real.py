@@ -113,6 +113,8 @@ def compare_runs(reference: dict, other: dict, seed: int = 0) -> dict:
 
 
 def main(argv=None) -> int:
+    from eval_body_net import add_prior_arguments, load_prior, prior_refinements
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", type=pathlib.Path, nargs="*", help="photos and videos")
     parser.add_argument(
@@ -132,6 +134,7 @@ def main(argv=None) -> int:
         " estimate suffixes ('only+pnp') for the network alone",
     )
     parser.add_argument("--json", type=pathlib.Path, default=None)
+    add_prior_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.compare:
@@ -187,6 +190,12 @@ def main(argv=None) -> int:
             model, network=net, refine_options=refine_options(variant), **detectors
         )
         methods[f"refine {variant}"] = (pipe, True, variant)
+    prior = load_prior(args.prior)
+    for method, options in prior_refinements(prior, args.prior_weights).items():
+        pipe = BodyReconstructionPipeline(
+            model, network=net, refine_options=options, prior=prior, **detectors
+        )
+        methods[f"network {method}"] = (pipe, True, None)
 
     rows: dict[str, dict[str, list[float]]] = {m: {k: [] for k in MEASURES} for m in methods}
     images: list[dict] = []

@@ -39,6 +39,7 @@ from recon3d.fitting.head_fit import FACE_OVAL, IRIS
 from recon3d.keypoints.base import FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
+from recon3d.models.body_prior import PoseDiscriminator
 
 _log = logging.getLogger(__name__)
 #: Shares of a leg inside the mask that differ by less than this are a tie (edge pixels).
@@ -191,6 +192,9 @@ class BodyFitOptions:
     #: confident guess past the edge) in the keypoint term and in deciding which legs are seen.
     #: By default only landmarks inside the photo count.
     landmarks_outside_frame: bool = False
+    #: Weight of the adversarial pose prior (``prior`` of :func:`fit_body`, the least-squares
+    #: generator loss of its pose logits) in the pose and silhouette stages; 0 leaves it out.
+    adversarial_weight: float = 0.0
 
 
 @dataclass
@@ -226,6 +230,7 @@ def fit_body(
     init: BodyFit | None = None,
     face: FaceLandmarks | None = None,
     hands: dict[str, np.ndarray] | None = None,
+    prior: PoseDiscriminator | None = None,
 ) -> BodyFit:
     """Fit shape, pose and translation to one person (see the module docstring).
 
@@ -241,12 +246,19 @@ def fit_body(
         hands: MediaPipe hand landmarks by side (``{"left": (21, 2), ...}``, see
             :mod:`recon3d.keypoints.mediapipe_hands`): their wrist and knuckles replace the pose
             model's hand points.
+        prior: the adversarial pose prior (:class:`~recon3d.models.body_prior.PoseDiscriminator`)
+            that ``options.adversarial_weight`` weighs; required when that weight is set.
     """
     from scipy.spatial import cKDTree
 
     opts = options or BodyFitOptions()
     if opts.optimiser not in _LBFGS_STAGES:
         raise ValueError(f"optimiser must be one of {tuple(_LBFGS_STAGES)}, got {opts.optimiser!r}")
+    if opts.adversarial_weight and prior is None:
+        raise ValueError(
+            "options.adversarial_weight is set but no prior was given: pass "
+            "prior=PoseDiscriminator.from_pretrained() (recon3d.models.body_prior)"
+        )
     device = model.mean_vertices.device
     dtype = model.mean_vertices.dtype
     h, w = person.mask.shape
@@ -398,6 +410,9 @@ def fit_body(
             cos = (dirs * limb_dir_t).sum(-1)
             losses["directions"] = opts.direction_weight * (limb_w_t * (1 - cos)).sum()
             losses["shape_prior"] = opts.shape_prior * (shape**2).sum()
+            if opts.adversarial_weight:
+                rotations = axis_angle_to_matrix(free_pose[0])[None]
+                losses["adversarial"] = opts.adversarial_weight * prior.pose_loss(rotations)[0]
             joints = {name: out.joints[0, free_names.index(name)] for name in _TORSO_BONES}
             losses["torso"] = opts.torso_weight * _hands_outside_torso(
                 joints, _arm_points(all_keypoints[arm])

@@ -24,6 +24,7 @@ from torch import nn
 
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
 from recon3d.models.body_net import BodyRegressor, root_to_camera
+from recon3d.models.body_prior import PoseDiscriminator
 from recon3d.train.adversarial import (
     discriminator_loss,
     distributed_setup,
@@ -56,35 +57,6 @@ class TrainConfig:
     #: > 0: the network also reads the shards' RGB crops of the person (``image``, stored by
     #: ``generate_body_data.py --image-size``), this many pixels a side.
     image_size: int = 0
-
-
-class PoseDiscriminator(nn.Module):
-    """Per-joint, whole-pose and shape discriminators (HMR): (B, J, 3, 3) rotations and (B, S)
-    shapes -> (B, J + 2) logits."""
-
-    def __init__(self, num_bones: int = 19, num_shape: int = 16) -> None:
-        super().__init__()
-        self.joint_features = nn.Sequential(
-            nn.Conv1d(9, 32, 1), nn.LeakyReLU(0.2), nn.Conv1d(32, 32, 1), nn.LeakyReLU(0.2)
-        )
-        self.per_joint = nn.Conv1d(32 * num_bones, num_bones, 1, groups=num_bones)
-        self.whole = nn.Sequential(
-            nn.Linear(32 * num_bones, 512), nn.LeakyReLU(0.2), nn.Linear(512, 1)
-        )
-        self.shape = nn.Sequential(
-            nn.Linear(num_shape, 10),
-            nn.LeakyReLU(0.2),
-            nn.Linear(10, 5),
-            nn.LeakyReLU(0.2),
-            nn.Linear(5, 1),
-        )
-
-    def forward(self, rotations: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        b, j = rotations.shape[:2]
-        feats = self.joint_features(rotations.reshape(b, j, 9).transpose(1, 2))  # (B, 32, J)
-        per_joint = self.per_joint(feats.transpose(1, 2).reshape(b, j * 32, 1))[..., 0]
-        whole = self.whole(feats.transpose(1, 2).reshape(b, -1))
-        return torch.cat([per_joint, whole, self.shape(shape)], -1)
 
 
 def load_shards(
