@@ -113,8 +113,9 @@ class BodyReconstructionPipeline:
             (MediaPipe's by default).
         completer: the texture-completion network for the body layout (the shipped one,
             loaded on first use, by default).
-        prior: the adversarial pose prior (:mod:`recon3d.models.body_prior`) for fits whose
-            options weigh it (``adversarial_weight``); required for those.
+        prior: the adversarial pose prior (:mod:`recon3d.models.body_prior`) of fits whose
+            options weigh it (``adversarial_weight``; the refinement's do by default); the
+            shipped one (``weights/body_prior.safetensors``), loaded on first use, by default.
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class BodyReconstructionPipeline:
         prior: PoseDiscriminator | None = None,
     ) -> None:
         self.model = model
-        self.prior = prior
+        self._prior = prior
         self._completer = completer
         self.network = network
         self.refine_options = refine_options or REFINE_OPTIONS
@@ -139,15 +140,6 @@ class BodyReconstructionPipeline:
         self._hand_detector = hand_detector
         self._detector_lock = threading.Lock()
         self.fit_options = fit_options or BodyFitOptions()
-        for name, options in (
-            ("fit_options", self.fit_options),
-            ("refine_options", self.refine_options),
-        ):
-            if options.adversarial_weight and prior is None:
-                raise ValueError(
-                    f"{name}.adversarial_weight is set but no prior was given: pass "
-                    "prior=PoseDiscriminator.from_pretrained() (recon3d.models.body_prior)"
-                )
 
     @classmethod
     def from_pretrained(
@@ -167,15 +159,6 @@ class BodyReconstructionPipeline:
         """
         if use_network and "network" not in kwargs:
             kwargs["network"] = BodyRegressor.from_pretrained()
-        weighs_prior = any(
-            (kwargs.get(k) or default).adversarial_weight
-            for k, default in (
-                ("fit_options", BodyFitOptions()),
-                ("refine_options", REFINE_OPTIONS),
-            )
-        )
-        if weighs_prior and "prior" not in kwargs:
-            kwargs["prior"] = PoseDiscriminator.from_pretrained()
         return cls(BodyModel.from_pretrained(), **kwargs).to(device)
 
     def to(self, device: str | torch.device | None) -> BodyReconstructionPipeline:
@@ -184,8 +167,8 @@ class BodyReconstructionPipeline:
             self.model.to(torch.device(device))
             if self.network is not None:
                 self.network.to(torch.device(device))
-            if self.prior is not None:
-                self.prior.to(torch.device(device))
+            if self._prior is not None:
+                self._prior.to(torch.device(device))
             if self._completer is not None:
                 self._completer.to(device)
         return self
@@ -220,6 +203,12 @@ class BodyReconstructionPipeline:
             "_completer",
             lambda: TextureCompleter.from_pretrained("body", self.model, self.device),
         )
+
+    @property
+    def prior(self) -> PoseDiscriminator:
+        """The adversarial pose prior (``weights/body_prior.safetensors``), loaded on first
+        use."""
+        return self._lazy("_prior", lambda: PoseDiscriminator.from_pretrained().to(self.device))
 
     def _lazy(self, attribute: str, factory: Any) -> Any:
         """The detector in ``attribute``, built on first use (MediaPipe graphs cost ~0.3 s
@@ -313,15 +302,16 @@ class BodyReconstructionPipeline:
                 if init is not None and not refine:
                     fit = init
                 else:
+                    options = self.fit_options if init is None else self.refine_options
                     fit = fit_body(
                         self.model,
                         person,
                         camera.K,
-                        options=self.fit_options if init is None else self.refine_options,
+                        options=options,
                         init=init,
                         face=face,
                         hands=hands,
-                        prior=self.prior,
+                        prior=self.prior if options.adversarial_weight else None,
                     )
                 vertices, joints = self._posed(fit)
             with stage("texture", timings):

@@ -4,6 +4,7 @@ the body refinement."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import torch
 from recon3d.models.body import axis_angle_to_matrix
 from recon3d.models.body_prior import PoseDiscriminator
 from recon3d.train.pose_prior import random_bone_negatives
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rotations(b: int, j: int = 19, seed: int = 0, spread: float = 0.3) -> torch.Tensor:
@@ -92,8 +95,7 @@ def test_trained_prior_is_deterministic_and_loads(tmp_path) -> None:
     PoseDiscriminator().load_state_dict(a)
 
 
-def test_refinement_needs_the_prior_it_weighs() -> None:
-    from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
+def test_fit_needs_the_prior_it_weighs() -> None:
     from recon3d.fitting.body_fit import BodyFitOptions, fit_body
     from recon3d.models.body import BodyModel
 
@@ -101,10 +103,6 @@ def test_refinement_needs_the_prior_it_weighs() -> None:
     options = BodyFitOptions(adversarial_weight=0.1)
     with pytest.raises(ValueError, match="adversarial_weight is set but no prior was given"):
         fit_body(model, _upright_person(), np.eye(3), options=options)
-    with pytest.raises(ValueError, match="refine_options.adversarial_weight is set"):
-        BodyReconstructionPipeline(
-            model, refine_options=dataclasses.replace(REFINE_OPTIONS, adversarial_weight=0.1)
-        )
 
 
 def _upright_person():
@@ -182,3 +180,31 @@ def test_prior_term_moves_the_refinement_towards_what_it_finds_plausible() -> No
         scores[weight] = float(disc.pose_loss(rotations[None])[0])
         assert ("adversarial" in fit.losses) == bool(weight), fit.losses.keys()
     assert scores[1.0] < scores[0.0], scores
+
+
+def test_pipeline_hands_its_prior_to_the_refinement_only(monkeypatch) -> None:
+    """The default refinement weighs the shipped, hash-checked prior; the fit from scratch
+    weighs none and gets none; the refinement's term shows in its energy."""
+    from recon3d import body_pipeline
+    from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
+    from recon3d.weights import read_manifest
+
+    assert REFINE_OPTIONS.adversarial_weight > 0
+    assert "body_prior.safetensors" in read_manifest()["files"]
+    calls = []
+    fit_body = body_pipeline.fit_body
+
+    def spy(*args, prior=None, **kwargs):
+        fit = fit_body(*args, prior=prior, **kwargs)
+        calls.append((kwargs["init"] is not None, prior, fit.losses))
+        return fit
+
+    monkeypatch.setattr(body_pipeline, "fit_body", spy)
+    photo = ROOT / "tests" / "data" / "obama2.jpg"
+    for use_network in (True, False):
+        pipe = BodyReconstructionPipeline.from_pretrained(use_network=use_network)
+        pipe(photo, complete_texture=False)
+    (refined, refine_prior, refine_losses), (scratch, scratch_prior, scratch_losses) = calls
+    assert refined and isinstance(refine_prior, PoseDiscriminator)
+    assert "adversarial" in refine_losses and np.isfinite(refine_losses["adversarial"])
+    assert not scratch and scratch_prior is None and "adversarial" not in scratch_losses

@@ -378,7 +378,9 @@ def fit_body(
         contour = contour_state["contour"]
         clothing = _clothing(raw_clothing, clothing_max)
         offsets = (part_w @ clothing)[None]
-        out = model(shape, free_pose, translation, bones=free, normal_offsets=offsets)
+        # The rotation matrices once, for the model and the adversarial prior.
+        local = axis_angle_to_matrix(free_pose)
+        out = model(shape, local, translation, bones=free, normal_offsets=offsets)
         verts = out.vertices[0]
         all_keypoints = model.keypoints(out.vertices)[0]
         keypoints = all_keypoints[model_index]
@@ -411,8 +413,7 @@ def fit_body(
             losses["directions"] = opts.direction_weight * (limb_w_t * (1 - cos)).sum()
             losses["shape_prior"] = opts.shape_prior * (shape**2).sum()
             if opts.adversarial_weight:
-                rotations = axis_angle_to_matrix(free_pose[0])[None]
-                losses["adversarial"] = opts.adversarial_weight * prior.pose_loss(rotations)[0]
+                losses["adversarial"] = opts.adversarial_weight * prior.pose_loss(local)[0]
             joints = {name: out.joints[0, free_names.index(name)] for name in _TORSO_BONES}
             losses["torso"] = opts.torso_weight * _hands_outside_torso(
                 joints, _arm_points(all_keypoints[arm])
