@@ -40,7 +40,10 @@ USE_NETWORK_BY_DEFAULT = True
 #: iterations (60 measured the same within noise, and slower), a pull towards the network's pose
 #: only on limbs whose end MediaPipe does not see, and unseen legs that keep the network's guess
 #: unless the person mask prefers standing, also where MediaPipe places a knee it reports
-#: visible just outside the photo (measured in docs/body_network.md).
+#: visible just outside the photo (measured in docs/body_network.md); and the adversarial pose
+#: prior (``weights/body_prior.safetensors``) at weight 0.3, which takes most implausible poses
+#: out of the refined result at no measurable cost in 3D, silhouette or keypoints
+#: (docs/body_network.md, "A pose prior for the refinement").
 REFINE_OPTIONS = BodyFitOptions(
     torso_iterations=0,
     pose_iterations=20,
@@ -49,6 +52,7 @@ REFINE_OPTIONS = BodyFitOptions(
     hidden_init_weight=0.5,
     choose_unseen_legs=True,
     trust_knees_outside_frame=True,
+    adversarial_weight=0.3,
 )
 
 #: How the network's estimate places the limbs MediaPipe sees (``predict_fit``'s ``limbs``).

@@ -56,44 +56,45 @@ def load_net(path: pathlib.Path):
 
 
 def add_prior_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--prior`` and ``--prior-weights``: also score the default refinement with the
-    adversarial pose prior's term at each weight."""
+    """``--prior`` (another pose prior than the shipped one for every refinement) and
+    ``--prior-weights`` (also score the default refinement with the prior's term at each weight;
+    0 is the refinement without the prior)."""
     parser.add_argument(
         "--prior",
         type=pathlib.Path,
         default=None,
-        help="a pose prior (scripts/train_body_prior.py) for the refinement's adversarial term",
+        help="a pose prior (scripts/train_body_prior.py) instead of the shipped one",
     )
     parser.add_argument(
         "--prior-weights",
         type=float,
         nargs="*",
-        default=[0.1],
-        help="weights of the prior's term to score (with --prior)",
+        default=[],
+        help="also score the default refinement with the prior's term at these weights "
+        "(0: without the prior)",
     )
 
 
 def load_prior(path: pathlib.Path | None):
-    """The pose prior in ``path`` (not hash-checked: for evaluating candidates), or None."""
-    if path is None:
-        return None
+    """The pose prior in ``path`` (not hash-checked: for evaluating candidates), or the
+    shipped one when ``path`` is None."""
     from safetensors.torch import load_file
 
     from recon3d.models.body_prior import PoseDiscriminator
 
+    if path is None:
+        return PoseDiscriminator.from_pretrained()
     prior = PoseDiscriminator()
     prior.load_state_dict(load_file(str(path)))
     return prior.eval().requires_grad_(False)
 
 
-def prior_refinements(prior, weights: list[float]) -> dict:
+def prior_refinements(weights: list[float]) -> dict:
     """Method name -> the default refinement options with the prior's term at each weight."""
     import dataclasses
 
     from recon3d.body_pipeline import REFINE_OPTIONS
 
-    if prior is None:
-        return {}
     return {
         f"+ refine + prior {w:g}": dataclasses.replace(REFINE_OPTIONS, adversarial_weight=w)
         for w in weights
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
         nets[label] = load_net(path)
     refine = REFINE_OPTIONS
     prior = load_prior(args.prior)
-    with_prior = prior_refinements(prior, args.prior_weights)
+    with_prior = prior_refinements(args.prior_weights)
     rng = np.random.default_rng([args.seed, 999])
     results: dict[str, dict[str, list[float]]] = {}
 
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
                     init, t = only, t - estimate_s
                 else:
                     init = predict_fit(net, model, person, sample.K, image=image, **start)
-                fit = fit_body(model, person, sample.K, options=refine, init=init)
+                fit = fit_body(model, person, sample.K, options=refine, init=init, prior=prior)
                 record(f"{name} + refine{suffix}", fit, gt_verts, gt_kp, time.perf_counter() - t)
                 for method, options in with_prior.items() if not suffix else ():
                     t = time.perf_counter()

@@ -309,19 +309,19 @@ def main(argv=None) -> int:
         nets["no-prior network"] = load_net(args.ablation)
     methods = {"optimisation": (BodyReconstructionPipeline(model), True)}
     variants = {}  # method -> its refinement variant, which may change the estimate
+    prior = load_prior(args.prior)
     for name, net in nets.items():
-        pipe = BodyReconstructionPipeline(model, network=net)
+        pipe = BodyReconstructionPipeline(model, network=net, prior=prior)
         methods[f"{name} only"] = (pipe, False)
         if name == "network":  # the ablation's own refinement adds little; time is short
             methods[f"{name} + refine"] = (pipe, True)
             for variant in args.refine_variants:
                 other = BodyReconstructionPipeline(
-                    model, network=net, refine_options=refine_options(variant)
+                    model, network=net, refine_options=refine_options(variant), prior=prior
                 )
                 methods[f"{name} + refine {variant}"] = (other, True)
                 variants[f"{name} + refine {variant}"] = variant
-            prior = load_prior(args.prior)
-            for method, options in prior_refinements(prior, args.prior_weights).items():
+            for method, options in prior_refinements(args.prior_weights).items():
                 other = BodyReconstructionPipeline(
                     model, network=net, refine_options=options, prior=prior
                 )

@@ -175,8 +175,9 @@ def main(argv=None) -> int:
         "face_detector": MediaPipeFaceDetector(),
         "hand_detector": MediaPipeHandDetector(),
     }
+    prior = load_prior(args.prior)
     plain = BodyReconstructionPipeline(model, network=None, **detectors)
-    with_net = BodyReconstructionPipeline(model, network=net, **detectors)
+    with_net = BodyReconstructionPipeline(model, network=net, prior=prior, **detectors)
     methods = {
         "optimisation": (plain, True, None),
         "network only": (with_net, False, None),
@@ -187,11 +188,10 @@ def main(argv=None) -> int:
             methods[f"network {variant}"] = (with_net, False, variant)
             continue
         pipe = BodyReconstructionPipeline(
-            model, network=net, refine_options=refine_options(variant), **detectors
+            model, network=net, refine_options=refine_options(variant), prior=prior, **detectors
         )
         methods[f"refine {variant}"] = (pipe, True, variant)
-    prior = load_prior(args.prior)
-    for method, options in prior_refinements(prior, args.prior_weights).items():
+    for method, options in prior_refinements(args.prior_weights).items():
         pipe = BodyReconstructionPipeline(
             model, network=net, refine_options=options, prior=prior, **detectors
         )

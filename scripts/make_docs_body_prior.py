@@ -1,0 +1,74 @@
+"""The picture of the pose prior in docs/body_network.md: per real input, the default refinement
+without and with the adversarial pose prior's term, over the photo and seen from the side (90°).
+
+Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_body_prior.py INPUT... [--out docs/images]
+An input is a photo or ``video#frame`` (as scripts/eval_body_real.py names them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+HEIGHT = 300
+
+
+def load_input(spec: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a photo or of ``video#frame``."""
+    from recon3d.io.image import load_image
+    from recon3d.io.video import read_video
+
+    path, _, frame = spec.partition("#")
+    if not frame:
+        return load_image(pathlib.Path(path))
+    frames, _ = read_video(pathlib.Path(path))
+    return np.ascontiguousarray(frames[int(frame)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+")
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
+    args = parser.parse_args(argv)
+    from eval_body_net import implausible
+    from make_docs_body_net import _fit_height, _label, _row, _save_grid
+
+    from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
+
+    with_prior = BodyReconstructionPipeline.from_pretrained()
+    without = BodyReconstructionPipeline.from_pretrained(
+        refine_options=dataclasses.replace(REFINE_OPTIONS, adversarial_weight=0.0),
+        detector=with_prior.detector,
+        face_detector=with_prior.face_detector,
+        hand_detector=with_prior.hand_detector,
+    )
+    rows = []
+    for spec in args.inputs:
+        pixels = load_input(spec)
+        recs = [pipe(pixels, complete_texture=False) for pipe in (without, with_prior)]
+        labels = []
+        for rec, name in zip(recs, ("no prior", "prior"), strict=True):
+            flag = implausible(with_prior.model, np.asarray(rec.params["pose"]))
+            labels.append(f"{name}{': implausible' if flag else ''}")
+        tiles = [_label(_fit_height(r.overlay()), t) for r, t in zip(recs, labels, strict=True)]
+        tiles += [
+            _fit_height(
+                r.render(yaw=-90, shading="geometry", size=HEIGHT)[:, HEIGHT // 6 : -HEIGHT // 6]
+            )
+            for r in recs
+        ]
+        rows.append(_row(tiles))
+    _save_grid(rows, args.out / "body_prior.jpg")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
