@@ -2,7 +2,8 @@
 without and with the adversarial pose prior's term, over the photo and seen from the side (90°).
 
 Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_body_prior.py INPUT... [--out docs/images]
-An input is a photo or ``video#frame`` (as scripts/eval_body_real.py names them).
+An input is a photo or ``video#frame`` (as scripts/eval_body_real.py names them), with
+``:mirrored`` for its mirror image. The overlays are cropped to the person.
 """
 
 from __future__ import annotations
@@ -22,15 +23,44 @@ HEIGHT = 300
 
 
 def load_input(spec: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a photo or of ``video#frame``."""
+    """(H, W, 3) uint8 RGB of a photo or of ``video#frame``, mirrored with ``:mirrored``."""
     from recon3d.io.image import load_image
     from recon3d.io.video import read_video
 
+    spec, mirrored = spec.removesuffix(":mirrored"), spec.endswith(":mirrored")
     path, _, frame = spec.partition("#")
-    if not frame:
-        return load_image(pathlib.Path(path))
-    frames, _ = read_video(pathlib.Path(path))
-    return np.ascontiguousarray(frames[int(frame)])
+    if frame:
+        frames, _ = read_video(pathlib.Path(path))
+        image = next(f for i, f in enumerate(frames) if i == int(frame))
+    else:
+        image = load_image(pathlib.Path(path))
+    return np.ascontiguousarray(image[:, ::-1] if mirrored else image)
+
+
+def out_of_range(model, pose: np.ndarray, limits: dict[str, float]) -> list[str]:
+    """The bones of ``pose`` (J, 3) rotated beyond ``limits`` (radians, by bone stem) and the
+    knees bent backwards by more than 10°, as scripts/eval_body_net.py's ``implausible`` counts
+    them."""
+    broken = []
+    for stem, limit in limits.items():
+        bones = [stem] if stem in model.bone_labels else [f"{stem}.L", f"{stem}.R"]
+        broken += [b for b in bones if np.linalg.norm(pose[model.bone(b)]) > limit]
+    for side in ("L", "R"):
+        if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
+            broken.append(f"knee.{side} backwards")
+    return broken
+
+
+def person_crop(rec, image: np.ndarray, margin: float = 0.15) -> np.ndarray:
+    """``image`` (the input's size) cropped to the projected mesh's box, widened by
+    ``margin`` of its height on every side."""
+    uv = rec.camera.project(np.asarray(rec.vertices, np.float64))
+    (x0, y0), (x1, y1) = uv.min(0), uv.max(0)
+    pad = margin * (y1 - y0)
+    h, w = image.shape[:2]
+    x0, y0 = max(int(x0 - pad), 0), max(int(y0 - pad), 0)
+    x1, y1 = min(int(x1 + pad), w), min(int(y1 + pad), h)
+    return image[y0:y1, x0:x1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
     args = parser.parse_args(argv)
-    from eval_body_net import implausible
+    from eval_body_net import ANATOMICAL_LIMITS
     from make_docs_body_net import _fit_height, _label, _row, _save_grid
 
     from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
@@ -56,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         recs = [pipe(pixels, complete_texture=False) for pipe in (without, with_prior)]
         labels = []
         for rec, name in zip(recs, ("no prior", "prior"), strict=True):
-            flag = implausible(with_prior.model, np.asarray(rec.params["pose"]))
-            labels.append(f"{name}{': implausible' if flag else ''}")
-        tiles = [_label(_fit_height(r.overlay()), t) for r, t in zip(recs, labels, strict=True)]
+            broken = out_of_range(
+                with_prior.model, np.asarray(rec.params["pose"]), ANATOMICAL_LIMITS
+            )
+            labels.append(f"{name}: {', '.join(broken) or 'plausible'}")
+        tiles = [
+            _label(_fit_height(person_crop(recs[0], r.overlay())), t)
+            for r, t in zip(recs, labels, strict=True)
+        ]
         tiles += [
             _fit_height(
                 r.render(yaw=-90, shading="geometry", size=HEIGHT)[:, HEIGHT // 6 : -HEIGHT // 6]
