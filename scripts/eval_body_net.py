@@ -432,7 +432,7 @@ def heldout_people(
     ``head_and_shoulders``: each person re-framed by :func:`frame_head_and_shoulders`."""
     import torch
 
-    from recon3d.train.synthetic import random_sample, render_sample
+    from recon3d.train.synthetic import frame_head_and_shoulders, random_sample, render_sample
 
     done = 0
     while done < n:
@@ -453,38 +453,6 @@ def heldout_people(
         gt_kp = model.keypoints(gt.vertices)[0].numpy().astype(np.float64)[:17]
         done += 1
         yield sample, person, gt_verts, gt_kp, image
-
-
-def frame_head_and_shoulders(model, sample, rng):
-    """``sample`` moved in front of its camera as in a video call: the nose at the frame's
-    horizontal centre (within 10 %), the top of the head 3-12 % below the frame's top, and the
-    frame's height spanning the crown to 1.0-1.6 times the crown-to-shoulder height below the
-    shoulders' midpoint (about mid-chest)."""
-    import dataclasses
-
-    import torch
-
-    with torch.no_grad():
-        out = model(
-            torch.as_tensor(sample.shape, dtype=torch.float32)[None],
-            torch.as_tensor(sample.pose, dtype=torch.float32)[None],
-        )
-    verts = out.vertices[0].numpy().astype(np.float64)
-    keypoints = model.keypoints(out.vertices)[0].numpy().astype(np.float64)
-    nose = keypoints[model.keypoint("nose")]
-    shoulders = keypoints[[model.keypoint("left_shoulder"), model.keypoint("right_shoulder")]]
-    head = verts[model.vertex_part == model.part_names.index("head")]
-    # The posed model's y axis points down the image once placed (as random_sample places it).
-    crown = head[np.argmin(head[:, 1])]
-    span = (shoulders[:, 1].mean() - crown[1]) * (1.0 + rng.uniform(1.0, 1.6))
-    K = sample.K
-    h, w = 2 * K[1, 2] + 1, 2 * K[0, 2] + 1
-    depth = K[1, 1] * span / h
-    top = rng.uniform(0.03, 0.12) * h
-    x = (rng.uniform(-0.1, 0.1) * w) * depth / K[0, 0]
-    y_crown = (top - K[1, 2]) * depth / K[1, 1]
-    translation = np.array([x - nose[0], y_crown - crown[1], depth - nose[2]])
-    return dataclasses.replace(sample, translation=translation)
 
 
 def body_errors(model, fit, gt_verts: np.ndarray, gt_kp: np.ndarray) -> tuple[float, float]:

@@ -3,7 +3,7 @@
 Usage:
     PYOPENGL_PLATFORM=egl python scripts/generate_body_data.py --out data/body_train --seed 1 \
         --start 0 --stop 40 [--shard-size 100] [--mocap-bank data/mocap_bank_train.npy] \
-        [--cut-off 0.6] [--clothed] [--image-size 64]
+        [--cut-off 0.6] [--head-and-shoulders 1.0] [--clothed] [--image-size 64]
 
 Run several processes on disjoint ``--start/--stop`` ranges to use more cores; a stopped run
 resumes where it was (existing shards are skipped). Backgrounds: frames of the street video in
@@ -35,6 +35,12 @@ def main(argv=None) -> int:
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--mocap-bank", type=pathlib.Path, default=None)
     parser.add_argument("--cut-off", type=float, default=0.0, help="share of portrait framings")
+    parser.add_argument(
+        "--head-and-shoulders",
+        type=float,
+        default=0.0,
+        help="share of people framed on the head and shoulders, as in a video call",
+    )
     parser.add_argument(
         "--clothed", action="store_true", help="dress every person: clothes and hair with thickness"
     )
@@ -84,6 +90,7 @@ def main(argv=None) -> int:
             args.cut_off,
             args.clothed,
             args.image_size,
+            args.head_and_shoulders,
         )
         if path is not None:
             with np.load(path) as shard:

@@ -175,20 +175,20 @@ def test_two_real_image_runs_are_paired_by_input() -> None:
 
 
 def test_head_and_shoulders_framing_puts_the_head_at_the_top_centre() -> None:
-    """eval_body_net.py's video-call framing: the nose near the frame's horizontal centre,
+    """The video-call framing (of eval_body_net.py's held-out set and of training shards): the
+    nose near the frame's horizontal centre,
     the crown near its top, the shoulders inside the frame, and the head large (a fifth of
     the frame's height or more, where a whole-body framing makes it about a tenth), for any
     pose."""
     import torch
 
     from recon3d.models.body import BodyModel
-    from recon3d.train.synthetic import random_sample
+    from recon3d.train.synthetic import frame_head_and_shoulders, random_sample
 
-    script = _load("eval_body_net")
     model = BodyModel.from_pretrained()
     rng = np.random.default_rng(0)
     for _ in range(10):
-        sample = script.frame_head_and_shoulders(model, random_sample(model, rng), rng)
+        sample = frame_head_and_shoulders(model, random_sample(model, rng), rng)
         with torch.no_grad():
             out = model(
                 torch.as_tensor(sample.shape, dtype=torch.float32)[None],

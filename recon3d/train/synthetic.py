@@ -13,6 +13,7 @@ seed: the random generator of shard ``i`` is seeded with ``(seed, i)``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 from collections.abc import Sequence
@@ -135,6 +136,36 @@ def random_sample(
         offset = rng.uniform(-0.08, 0.08, 2) * np.array([w, h]) * depth / f
     translation = np.array([offset[0], offset[1], depth]) - centre
     return SyntheticSample(shape, pose, translation, K)
+
+
+def frame_head_and_shoulders(
+    model: BodyModel, sample: SyntheticSample, rng: np.random.Generator
+) -> SyntheticSample:
+    """``sample`` moved in front of its camera as in a video call: the nose at the frame's
+    horizontal centre (within 10 %), the top of the head 3-12 % below the frame's top, and the
+    frame's height spanning the crown to 1.0-1.6 times the crown-to-shoulder height below the
+    shoulders' midpoint (about mid-chest)."""
+    with torch.no_grad():
+        out = model(
+            torch.as_tensor(sample.shape, dtype=torch.float32)[None],
+            torch.as_tensor(sample.pose, dtype=torch.float32)[None],
+        )
+    verts = out.vertices[0].numpy().astype(np.float64)
+    keypoints = model.keypoints(out.vertices)[0].numpy().astype(np.float64)
+    nose = keypoints[model.keypoint("nose")]
+    shoulders = keypoints[[model.keypoint("left_shoulder"), model.keypoint("right_shoulder")]]
+    head = verts[model.vertex_part == model.part_names.index("head")]
+    # The posed model's y axis points down the image once placed (as random_sample places it).
+    crown = head[np.argmin(head[:, 1])]
+    span = (shoulders[:, 1].mean() - crown[1]) * (1.0 + rng.uniform(1.0, 1.6))
+    K = sample.K
+    h, w = 2 * K[1, 2] + 1, 2 * K[0, 2] + 1
+    depth = K[1, 1] * span / h
+    top = rng.uniform(0.03, 0.12) * h
+    x = (rng.uniform(-0.1, 0.1) * w) * depth / K[0, 0]
+    y_crown = (top - K[1, 2]) * depth / K[1, 1]
+    translation = np.array([x - nose[0], y_crown - crown[1], depth - nose[2]])
+    return dataclasses.replace(sample, translation=translation)
 
 
 def render_sample(
@@ -299,13 +330,17 @@ def generate_shard(
     cut_off: float = 0.0,
     clothed: bool = False,
     image_size: int = 0,
+    head_and_shoulders: float = 0.0,
 ) -> pathlib.Path | None:
     """Write shard ``index`` of a run (``size`` attempted samples); skip it when it exists.
 
     Samples where MediaPipe finds nobody are dropped (their count is stored). ``clothed``
     dresses every person (see :func:`render_sample`). ``image_size`` > 0 also stores the
     render's RGB crop of the person's square, ``image`` (N, image_size, image_size, 3) uint8
-    (:func:`~recon3d.models.body_net.network_inputs`); the other arrays are unchanged."""
+    (:func:`~recon3d.models.body_net.network_inputs`); the other arrays are unchanged.
+    ``head_and_shoulders``: the share of people re-framed as in a video call
+    (:func:`frame_head_and_shoulders`); with 0 the random stream, and so the shard, is as
+    before."""
     path = out_dir / f"body_s{seed}_{index:05d}.npz"
     if path.exists():
         return None
@@ -315,6 +350,8 @@ def generate_shard(
     missed = 0
     for _ in range(size):
         sample = random_sample(model, rng, bank, cut_off)
+        if head_and_shoulders and rng.random() < head_and_shoulders:
+            sample = frame_head_and_shoulders(model, sample, rng)
         image, _ = render_sample(model, sample, rng, backgrounds, clothed)
         try:
             person = detector.detect(image)
