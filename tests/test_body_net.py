@@ -819,3 +819,25 @@ def test_refinement_starts_from_the_dressed_estimate_on_the_photo(monkeypatch) -
     np.testing.assert_allclose(start.clothing, expected.clothing, atol=1e-6)
     hair = list(rec.params["clothing"]).index("head")
     assert start.clothing[hair] > 0.005 and rec.params["clothing"]["head"] > 0.005
+
+
+def test_samples_without_a_usable_camera_target_are_left_out(tmp_path, caplog) -> None:
+    """A pelvis behind the camera (no log-depth) or projecting far outside the crop (a
+    video-call framing) would blow up training: load_shards drops those samples and says so."""
+    import logging
+
+    from recon3d.models.body import BodyModel
+    from recon3d.train.body_net import load_shards
+
+    _random_shard(tmp_path / "body_s1_00000.npz", 6)
+    with np.load(tmp_path / "body_s1_00000.npz") as shard:
+        arrays = {k: shard[k].copy() for k in shard.files}
+    arrays["translation"][1] = (0.0, 0.0, -3.0)  # behind the camera
+    arrays["translation"][4] = (9.0, 0.0, 3.0)  # far to the side of its crop
+    np.savez_compressed(tmp_path / "body_s1_00000.npz", **arrays)
+    with caplog.at_level(logging.INFO, logger="recon3d.train.body_net"):
+        data = load_shards(tmp_path, BodyModel.from_pretrained())
+    assert len(data["camera"]) == len(data["keypoints"]) == 4
+    assert torch.isfinite(data["camera"]).all()
+    np.testing.assert_allclose(data["shape"].numpy(), arrays["shape"][[0, 2, 3, 5]])
+    assert "dropped 2 of 6 samples" in caplog.text

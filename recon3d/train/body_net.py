@@ -38,6 +38,10 @@ from recon3d.train.synthetic import KEYPOINT_PAIRS, free_bone_indices
 
 log = logging.getLogger(__name__)
 
+#: Training samples whose root joint projects further than this from the crop's centre, in crop
+#: sides, are left out (see :func:`load_shards`).
+MAX_ROOT_OFFSET = 3.0
+
 
 @dataclass
 class TrainConfig:
@@ -87,9 +91,24 @@ def load_shards(
         "nk,kd->nd", data["shape"], model.joint_shape_basis[:, 0].numpy()
     )
     root = root_rest + data["translation"]
-    camera = np.stack(
-        [root_to_camera(r, c, k) for r, c, k in zip(root, data["crop"], data["K"], strict=True)]
-    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        camera = np.stack(
+            [root_to_camera(r, c, k) for r, c, k in zip(root, data["crop"], data["K"], strict=True)]
+        )
+    # A root (pelvis) behind the camera, or far outside a close-up's crop, has no usable camera
+    # target: in video-call framings a pelvis near the camera plane projects dozens of crop
+    # sides away, and its gradients blow up the training.
+    keep = np.isfinite(camera).all(1) & (np.abs(camera[:, :2]).max(1) <= MAX_ROOT_OFFSET)
+    if not keep.all():
+        log.info(
+            "dropped %d of %d samples whose root is behind the camera or more than %g crop "
+            "sides from the crop's centre",
+            int((~keep).sum()),
+            len(keep),
+            MAX_ROOT_OFFSET,
+        )
+        data = {k: v[keep] for k, v in data.items()}
+        camera = camera[keep]
     out = {k: torch.from_numpy(v.astype(np.float32)) for k, v in data.items()}
     out["mask"] = out["mask"][:, None] / 255.0
     if image_size:
