@@ -131,17 +131,23 @@ ANATOMICAL_LIMITS = {
 }
 
 
+def out_of_range(model, pose: np.ndarray) -> list[str]:
+    """The bones of ``pose`` (J, 3) rotated beyond their anatomical range
+    (:data:`ANATOMICAL_LIMITS`), and the knees bent backwards by more than 10°."""
+    broken = []
+    for name, limit in ANATOMICAL_LIMITS.items():
+        bones = [name] if name in model.bone_labels else [f"{name}.L", f"{name}.R"]
+        broken += [b for b in bones if np.linalg.norm(pose[model.bone(b)]) > limit]
+    for side in ("L", "R"):
+        if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
+            broken.append(f"knee.{side} backwards")
+    return broken
+
+
 def implausible(model, pose: np.ndarray) -> bool:
     """A knee bent backwards by more than 10°, or a bone rotated beyond its anatomical range
     (:data:`ANATOMICAL_LIMITS`)."""
-    for name, limit in ANATOMICAL_LIMITS.items():
-        bones = [name] if name in model.bone_labels else [f"{name}.L", f"{name}.R"]
-        if any(np.linalg.norm(pose[model.bone(b)]) > limit for b in bones):
-            return True
-    for side in ("L", "R"):
-        if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
-            return True
-    return False
+    return bool(out_of_range(model, pose))
 
 
 #: How the network's estimate is made (``predict_fit`` options): the default (mirror test-time
@@ -367,6 +373,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def paired_parts(stats: dict, digits: int = 1) -> str:
+    """One line of :func:`eval_body_real.paired_summary` differences: per measure, the mean
+    difference, its 95 % interval and the better / worse counts."""
+    return "; ".join(
+        f"{k} {v['diff']:+.{digits}f} [{v['low']:+.{digits}f}, {v['high']:+.{digits}f}] "
+        f"better {v['better']} worse {v['worse']}"
+        for k, v in stats.items()
+    )
+
+
 def print_paired(per_person: dict[str, dict[str, list[float]]], nets: list[str]) -> None:
     """Paired differences (mean and 95 % bootstrap interval over the people, better / worse
     counts) of each method from optimisation only, and of each further network's methods from
@@ -378,14 +394,8 @@ def print_paired(per_person: dict[str, dict[str, list[float]]], nets: list[str])
     def show(reference: str, methods: list[str]) -> None:
         rows = {m: per_person[m] for m in [reference, *methods] if m in per_person}
         for method, stats in paired_summary(rows, reference, better_sign=sign).items():
-            if method == reference:
-                continue
-            parts = [
-                f"{k} {v['diff']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] "
-                f"better {v['better']} worse {v['worse']}"
-                for k, v in stats.items()
-            ]
-            print(f"  {method} - {reference}: " + "; ".join(parts))
+            if method != reference:
+                print(f"  {method} - {reference}: {paired_parts(stats)}")
 
     print("paired differences, mm:")
     show("optimisation", [m for m in per_person if m != "optimisation"])
@@ -403,14 +413,8 @@ def print_prior_paired(results: dict, methods: list[str]) -> None:
     rows = {m: {k: results[m][k] for k in sign} for m in ["net + refine", *methods]}
     print("the prior's term, paired with the default refinement:")
     for method, stats in paired_summary(rows, "net + refine", better_sign=sign).items():
-        if method == "net + refine":
-            continue
-        parts = [
-            f"{k} {v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] "
-            f"better {v['better']} worse {v['worse']}"
-            for k, v in stats.items()
-        ]
-        print(f"  {method}: " + "; ".join(parts))
+        if method != "net + refine":
+            print(f"  {method}: {paired_parts(stats, 3)}")
 
 
 def heldout_people(
@@ -590,14 +594,7 @@ def evaluate_plausibility(
         paired = {m: rows[m] for m in refinements}
         for method, stats in paired_summary(paired, reference, better_sign=sign).items():
             if method != reference:
-                print(
-                    f"  {method} - {reference}: "
-                    + "; ".join(
-                        f"{k} {v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] "
-                        f"better {v['better']} worse {v['worse']}"
-                        for k, v in stats.items()
-                    )
-                )
+                print(f"  {method} - {reference}: {paired_parts(stats, 3)}")
         summary["per_input"] = {m: rows[m] for m in refinements}
     return summary
 

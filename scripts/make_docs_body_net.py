@@ -40,6 +40,17 @@ def _row(tiles: list[np.ndarray]) -> np.ndarray:
     return np.hstack([x for tile in tiles for x in (tile, gap)][:-1])
 
 
+def side_views(recs: list) -> list[np.ndarray]:
+    """Each reconstruction's geometry seen from its side (90°), ``HEIGHT`` tall, the empty
+    margins trimmed."""
+    return [
+        _fit_height(
+            r.render(yaw=-90, shading="geometry", size=HEIGHT)[:, HEIGHT // 6 : -HEIGHT // 6]
+        )
+        for r in recs
+    ]
+
+
 def _save_grid(rows: list[np.ndarray], target: pathlib.Path) -> None:
     """Rows stacked (padded white to the widest), written as a JPEG; the path on stdout."""
     width = max(r.shape[1] for r in rows)
@@ -67,12 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         tiles = [
             _label(_fit_height(r.overlay()), label) for r, label in zip(recs, LABELS, strict=True)
         ]
-        tiles += [
-            _fit_height(
-                r.render(yaw=-90, shading="geometry", size=HEIGHT)[:, HEIGHT // 6 : -HEIGHT // 6]
-            )
-            for r in recs
-        ]
+        tiles += side_views(recs)
         rows.append(_row(tiles))
     _save_grid(rows, args.out / "body_network.jpg")
     return 0

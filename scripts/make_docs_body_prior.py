@@ -19,8 +19,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-HEIGHT = 300
-
 
 def load_input(spec: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a photo or of ``video#frame``, mirrored with ``:mirrored``."""
@@ -35,20 +33,6 @@ def load_input(spec: str) -> np.ndarray:
     else:
         image = load_image(pathlib.Path(path))
     return np.ascontiguousarray(image[:, ::-1] if mirrored else image)
-
-
-def out_of_range(model, pose: np.ndarray, limits: dict[str, float]) -> list[str]:
-    """The bones of ``pose`` (J, 3) rotated beyond ``limits`` (radians, by bone stem) and the
-    knees bent backwards by more than 10°, as scripts/eval_body_net.py's ``implausible`` counts
-    them."""
-    broken = []
-    for stem, limit in limits.items():
-        bones = [stem] if stem in model.bone_labels else [f"{stem}.L", f"{stem}.R"]
-        broken += [b for b in bones if np.linalg.norm(pose[model.bone(b)]) > limit]
-    for side in ("L", "R"):
-        if pose[model.bone(f"lowerleg01.{side}"), 0] < -np.radians(10):
-            broken.append(f"knee.{side} backwards")
-    return broken
 
 
 def person_crop(rec, image: np.ndarray, margin: float = 0.15) -> np.ndarray:
@@ -68,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
     args = parser.parse_args(argv)
-    from eval_body_net import ANATOMICAL_LIMITS
-    from make_docs_body_net import _fit_height, _label, _row, _save_grid
+    from eval_body_net import out_of_range
+    from make_docs_body_net import _fit_height, _label, _row, _save_grid, side_views
 
     from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
 
@@ -86,20 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         recs = [pipe(pixels, complete_texture=False) for pipe in (without, with_prior)]
         labels = []
         for rec, name in zip(recs, ("no prior", "prior"), strict=True):
-            broken = out_of_range(
-                with_prior.model, np.asarray(rec.params["pose"]), ANATOMICAL_LIMITS
-            )
+            broken = out_of_range(with_prior.model, np.asarray(rec.params["pose"]))
             labels.append(f"{name}: {', '.join(broken) or 'plausible'}")
         tiles = [
             _label(_fit_height(person_crop(recs[0], r.overlay())), t)
             for r, t in zip(recs, labels, strict=True)
         ]
-        tiles += [
-            _fit_height(
-                r.render(yaw=-90, shading="geometry", size=HEIGHT)[:, HEIGHT // 6 : -HEIGHT // 6]
-            )
-            for r in recs
-        ]
+        tiles += side_views(recs)
         rows.append(_row(tiles))
     _save_grid(rows, args.out / "body_prior.jpg")
     return 0
