@@ -33,12 +33,15 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
-    [+keepbelow][+outside][@learning_rate][:optimiser]" ("+legs": ``choose_unseen_legs``;
+    [+keepbelow][+outside][@learning_rate][:optimiser][~prior_weight]" ("~": the weight of
+    the shipped pose prior, ``adversarial_weight``, which is 0 without it: the default
+    refinement weighs it 0.3; "+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
     "+netheight", "+rays", "+pnp" or "+hipspnp", "+clothes" and "+hair" suffixes, last, are
     read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
+    variant, _, prior_weight = variant.partition("~")
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
     variant = variant.removesuffix("+hair").removesuffix("+clothes")
@@ -63,6 +66,7 @@ def refine_options(variant: str):
         landmarks_outside_frame=outside,
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
+        adversarial_weight=float(prior_weight) if prior_weight else 0.0,
     )
 
 
@@ -76,7 +80,7 @@ def estimate_options(variant: str) -> dict:
     ``MASK_CLOTHING_PARTS``; without it the head stays naked, as before session 14); otherwise
     the default. The ``"hair"`` entry is for :func:`estimating`, not ``predict_fit``."""
     options = {}
-    variant = variant.partition("@")[0].partition(":")[0]
+    variant = variant.partition("~")[0].partition("@")[0].partition(":")[0]
     options["hair"] = variant.endswith("+hair")
     variant = variant.removesuffix("+hair")
     if variant.endswith("+clothes"):
@@ -169,11 +173,13 @@ def main(argv=None) -> int:
     from recon3d.keypoints.mediapipe_pose import MediaPipePoseDetector
     from recon3d.metrics import keypoint_pck, silhouette_iou
     from recon3d.models.body import BodyModel
+    from recon3d.models.body_prior import PoseDiscriminator
 
     torch.set_num_threads(1)
     model = BodyModel.from_pretrained()
     net = load_net(args.net)
     variants = {variant: refine_options(variant) for variant in args.variants}
+    prior = PoseDiscriminator.from_pretrained()
 
     photos: dict[str, list[tuple[float, float]]] = {}
     heights: dict[str, list[float]] = {}
@@ -203,7 +209,7 @@ def main(argv=None) -> int:
             if key not in inits:
                 with estimating(name):
                     inits[key] = body_pipeline.predict_fit(net, model, person, sample.K)
-            fit = fit_body(model, person, sample.K, options=options, init=inits[key])
+            fit = fit_body(model, person, sample.K, options=options, init=inits[key], prior=prior)
             synthetic.setdefault(name, []).append(fit_errors(model, fit, *truth))
         if done % 10 == 0:
             log.info("%d/%d", done, args.n)

@@ -211,3 +211,24 @@ def test_head_and_shoulders_framing_puts_the_head_at_the_top_centre() -> None:
             keypoints[[model.keypoint("left_shoulder"), model.keypoint("right_shoulder")]]
         )
         assert 0.0 < shoulders[:, 1].mean() < h
+
+
+def test_refinement_variants_spell_the_prior_weight() -> None:
+    """sweep_body_refine.py's variant grammar: "~w" weighs the pose prior (0 without it), and
+    the other suffixes still parse around it."""
+    from recon3d.body_pipeline import REFINE_OPTIONS
+
+    script = _load("sweep_body_refine")
+    default = script.refine_options("0/20/40/0/0.5+legs+keepbelow+pnp+clothes+hair~0.3")
+    for field in ("torso_iterations", "pose_iterations", "silhouette_iterations"):
+        assert getattr(default, field) == getattr(REFINE_OPTIONS, field)
+    assert default.adversarial_weight == REFINE_OPTIONS.adversarial_weight == 0.3
+    assert default.trust_knees_outside_frame and default.choose_unseen_legs
+    assert script.refine_options("0/20/40/0/0.5+legs").adversarial_weight == 0.0
+    other = script.refine_options("0/10/20/0/0.5+legs@0.02:lbfgs~1")
+    assert (other.learning_rate, other.optimiser, other.adversarial_weight) == (0.02, "lbfgs", 1.0)
+    assert script.estimate_options("0/20/40/0/0.5+pnp+clothes~0.3") == {
+        "rigid": "photo",
+        "clothing": "mask",
+        "hair": False,
+    }
