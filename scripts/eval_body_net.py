@@ -41,18 +41,9 @@ log = logging.getLogger("eval_body_net")
 
 
 def load_net(path: pathlib.Path):
-    import json as _json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     from recon3d.models.body_net import BodyRegressor
 
-    with safe_open(str(path), framework="pt") as f:
-        config = _json.loads(f.metadata().get("config", "{}"))
-    net = BodyRegressor(**config)
-    net.load_state_dict(load_file(str(path)))
-    return net.eval()
+    return BodyRegressor.from_file(path)
 
 
 def add_prior_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,15 +69,11 @@ def add_prior_arguments(parser: argparse.ArgumentParser) -> None:
 def load_prior(path: pathlib.Path | None):
     """The pose prior in ``path`` (not hash-checked: for evaluating candidates), or the
     shipped one when ``path`` is None."""
-    from safetensors.torch import load_file
-
     from recon3d.models.body_prior import PoseDiscriminator
 
     if path is None:
         return PoseDiscriminator.from_pretrained()
-    prior = PoseDiscriminator()
-    prior.load_state_dict(load_file(str(path)))
-    return prior.eval().requires_grad_(False)
+    return PoseDiscriminator.from_file(path)
 
 
 def prior_refinements(weights: list[float]) -> dict:

@@ -554,6 +554,9 @@ def test_checkpoints_keep_snapshots_every_n_epochs(tmp_path) -> None:
         assert f.metadata()["epoch"] == "3"
     BodyRegressor(width=16).load_state_dict(load_file(str(tmp_path / "body_net_e001.safetensors")))
     assert resume(tmp_path, "body_net.safetensors", BodyRegressor(width=16), disc) == 5
+    # Each file carries its own module's config.
+    assert BodyRegressor.from_file(tmp_path / "body_net.safetensors").trunk[0].out_features == 16
+    PoseDiscriminator.from_file(tmp_path / "discriminator.safetensors")
 
 
 def test_predict_fit_rejects_bad_options() -> None:

@@ -21,6 +21,7 @@ and ``camera`` (B, 3): the root joint's image position relative to the crop cent
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import torch
@@ -165,14 +166,20 @@ class BodyRegressor(nn.Module):
     @classmethod
     def from_pretrained(cls, name: str = ASSET) -> BodyRegressor:
         """The shipped, hash-checked network (``weights/body_net.safetensors``)."""
+        from recon3d.weights import verified_path
+
+        return cls.from_file(verified_path(name))
+
+    @classmethod
+    def from_file(cls, path: str | pathlib.Path) -> BodyRegressor:
+        """A network from a safetensors checkpoint of the trainer (its ``config`` in the
+        metadata), in eval mode; no hash check (use :meth:`from_pretrained` for shipped
+        weights)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from recon3d.weights import verified_path
-
-        path = verified_path(name)
         with safe_open(str(path), framework="pt") as f:
-            config = json.loads(f.metadata().get("config", "{}"))
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
         net = cls(**config)
         net.load_state_dict(load_file(str(path)))
         return net.eval()

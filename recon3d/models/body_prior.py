@@ -12,6 +12,7 @@ the manifold of human poses through :meth:`PoseDiscriminator.pose_loss`.
 from __future__ import annotations
 
 import json
+import pathlib
 
 import torch
 from torch import nn
@@ -79,12 +80,18 @@ class PoseDiscriminator(nn.Module):
     @classmethod
     def from_pretrained(cls, name: str = ASSET) -> PoseDiscriminator:
         """The shipped, hash-checked prior (``weights/body_prior.safetensors``)."""
+        from recon3d.weights import verified_path
+
+        return cls.from_file(verified_path(name))
+
+    @classmethod
+    def from_file(cls, path: str | pathlib.Path) -> PoseDiscriminator:
+        """A prior from a safetensors file of a trainer (``train_body_prior.py``'s, or a body
+        network run's ``discriminator.safetensors``; its ``config`` in the metadata), in eval
+        mode and frozen; no hash check (use :meth:`from_pretrained` for shipped weights)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from recon3d.weights import verified_path
-
-        path = verified_path(name)
         with safe_open(str(path), framework="pt") as f:
             config = json.loads((f.metadata() or {}).get("config", "{}"))
         disc = cls(**config)

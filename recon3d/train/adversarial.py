@@ -70,18 +70,14 @@ def save_checkpoint(
     config: Any,
     snapshot_every: int = 0,
 ) -> None:
-    """Write ``out/name`` (the network, its ``config()`` in the metadata) and
-    ``out/discriminator.safetensors``, each atomically (temporary file, then rename): the last
+    """Write ``out/name`` and ``out/discriminator.safetensors`` (each module's own ``config()``
+    in its metadata, where it has one), each atomically (temporary file, then rename): the last
     checkpoint, which a run resumes from. With ``snapshot_every`` > 0, every that many epochs
     the network is also kept as ``out/<stem>_e<epoch>.safetensors``, so an earlier epoch can
     still be evaluated once the run has gone past it."""
     from safetensors.torch import save_file
 
-    meta = {
-        "epoch": str(epoch),
-        "config": json.dumps(net.config()),
-        "train": json.dumps(asdict(config)),
-    }
+    meta = {"epoch": str(epoch), "train": json.dumps(asdict(config))}
     files = [(net, name), (disc, "discriminator.safetensors")]
     if snapshot_every > 0 and (epoch + 1) % snapshot_every == 0:
         stem = pathlib.Path(name)
@@ -89,8 +85,11 @@ def save_checkpoint(
     for module, filename in files:
         target = out / filename
         tmp = target.with_name(target.name + ".tmp")
+        own = {"config": json.dumps(module.config())} if hasattr(module, "config") else {}
         save_file(
-            {k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp), metadata=meta
+            {k: v.contiguous() for k, v in module.state_dict().items()},
+            str(tmp),
+            metadata={**meta, **own},
         )
         tmp.replace(target)
 

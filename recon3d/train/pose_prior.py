@@ -120,14 +120,7 @@ def train_pose_prior(config: PriorConfig) -> pathlib.Path:
     out.mkdir(parents=True, exist_ok=True)
     model = BodyModel.from_pretrained()
     if config.network:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(config.network, framework="pt") as f:
-            net_config = json.loads((f.metadata() or {}).get("config", "{}"))
-        net = BodyRegressor(**net_config)
-        net.load_state_dict(load_file(config.network))
-        net.eval()
+        net = BodyRegressor.from_file(config.network)
     else:
         net = BodyRegressor.from_pretrained()
     data = load_shards(pathlib.Path(config.data), model, net.image_size)
