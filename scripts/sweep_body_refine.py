@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import pathlib
 import sys
@@ -37,6 +38,7 @@ def refine_options(variant: str):
     the shipped pose prior, ``adversarial_weight``, which is 0 without it: the default
     refinement weighs it 0.3; "+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
+    "+uncut", after those: ``pull_cut_bones=False``;
     "+netheight", "+rays", "+pnp" or "+hipspnp", "+clothes" and "+hair" suffixes, last, are
     read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
@@ -47,6 +49,7 @@ def refine_options(variant: str):
     variant = variant.removesuffix("+hair").removesuffix("+clothes")
     variant = variant.removesuffix("+pnp").removesuffix("+hipspnp")
     variant = variant.removesuffix("+rays").removesuffix("+netheight")
+    variant, uncut = variant.removesuffix("+uncut"), variant.endswith("+uncut")
     variant, outside = variant.removesuffix("+outside"), variant.endswith("+outside")
     variant, keep_below = variant.removesuffix("+keepbelow"), variant.endswith("+keepbelow")
     variant, legs = variant.removesuffix("+legs"), variant.endswith("+legs")
@@ -63,6 +66,7 @@ def refine_options(variant: str):
         hidden_init_weight=weights[1] if len(weights) > 1 else 0.0,
         choose_unseen_legs=legs,
         trust_knees_outside_frame=keep_below,
+        pull_cut_bones=not uncut,
         landmarks_outside_frame=outside,
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
@@ -161,7 +165,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--clothed", action="store_true", help="held-out people dressed (clothes and hair)"
     )
+    parser.add_argument(
+        "--head-and-shoulders",
+        action="store_true",
+        help="frame every held-out person on the head and shoulders (like a video call)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="a variant to pair the others with on the synthetic people (PVE and MPJPE: mean"
+        " difference, 95 %% bootstrap interval, better / worse people)",
+    )
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="per-person errors")
     args = parser.parse_args(argv)
+    if args.reference is not None and args.reference not in args.variants:
+        parser.error("--reference must be one of --variants")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
@@ -197,7 +215,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng([args.seed, 999])
     synthetic: dict[str, list[tuple[float, float, float]]] = {}
     people = heldout_people(
-        model, detector, rng, np.load(args.bank), args.n, args.cut_off, args.clothed
+        model,
+        detector,
+        rng,
+        np.load(args.bank),
+        args.n,
+        args.cut_off,
+        args.clothed,
+        args.head_and_shoulders,
     )
     for done, (sample, person, gt_verts, gt_kp, _) in enumerate(people, 1):
         truth = (gt_verts, gt_kp, model.height(sample.shape))
@@ -224,6 +249,27 @@ def main(argv=None) -> int:
             np.mean(synthetic[name], 0) if name in synthetic else (np.nan, np.nan, np.nan)
         )
         print(f"{name:<30}{iou:>11.3f}{pck:>7.3f}{pve:>15.1f}{mpjpe:>8.1f}{height:>19.1f}")
+    if args.reference is not None:
+        from eval_body_real import paired_summary
+
+        rows = {
+            name: {"pve": [e[0] for e in errors], "mpjpe": [e[1] for e in errors]}
+            for name, errors in synthetic.items()
+        }
+        summary = paired_summary(rows, args.reference, better_sign={"pve": -1.0, "mpjpe": -1.0})
+        print(f"\nsynthetic people, paired with {args.reference}:")
+        for name, stats in summary.items():
+            if name != args.reference:
+                print(
+                    f"  {name}: "
+                    + "; ".join(
+                        f"{m} {v['diff']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}]"
+                        f" better {v['better']} worse {v['worse']}"
+                        for m, v in stats.items()
+                    )
+                )
+    if args.json:
+        args.json.write_text(json.dumps({"synthetic": synthetic, "photos": photos}, indent=1))
     if args.photos:
         print("\nper photo: IoU / PCK / height (m)")
         for i, photo in enumerate(args.photos):

@@ -435,6 +435,31 @@ def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:
     np.testing.assert_allclose(unseen, [0, 0, 0.8, 0, 0, 0], atol=1e-6)
 
 
+def test_bones_cut_by_the_photo_edge_can_go_unpulled() -> None:
+    """A head-and-shoulders framing: both elbows below the photo and unseen. The left upper
+    arm starts in the photo (the edge cuts it), the right one's shoulder is outside too, and
+    the left forearm lies wholly below the photo."""
+    from recon3d.fitting.body_fit import _unseen_ends
+
+    bones = ["upperarm01.L", "upperarm01.R", "lowerarm01.L"]
+    person = _blank_person()
+    for name, point, visibility in (
+        ("left_shoulder", (2, 6), 1.0),
+        ("left_elbow", (2, 11), 0.2),  # below the 8x8 photo
+        ("right_shoulder", (6, 9), 0.3),  # also below
+        ("right_elbow", (6, 13), 0.1),
+        ("left_wrist", (3, 12), 0.2),
+    ):
+        index = POSE_LANDMARKS.index(name)
+        person.points[index] = point
+        person.visibility[index] = visibility
+    pulled = _unseen_ends(person, bones, None, threshold=0.5)
+    np.testing.assert_allclose(pulled, [0.8, 0.9, 0.8], atol=1e-6)
+    # Without the cut bones' pull: the left upper arm goes free; the right one lies wholly
+    # outside the photo and the forearm starts outside it, so both stay pulled.
+    uncut = _unseen_ends(person, bones, None, threshold=0.5, pull_cut_bones=False)
+    np.testing.assert_allclose(uncut, [0.0, 0.9, 0.8], atol=1e-6)
+
 def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
     """A forearm whose wrist MediaPipe does not see: with the hidden-limb pull the short
     refinement keeps the start's (a network's) forearm; without it the silhouette moves it."""

@@ -219,11 +219,14 @@ def test_refinement_variants_spell_the_prior_weight() -> None:
     from recon3d.body_pipeline import REFINE_OPTIONS
 
     script = _load("sweep_body_refine")
-    default = script.refine_options("0/20/40/0/0.5+legs+keepbelow+pnp+clothes+hair~0.3")
+    default = script.refine_options("10/10/40/0/0.5+legs+keepbelow+uncut+pnp+clothes+hair~0.3")
     for field in ("torso_iterations", "pose_iterations", "silhouette_iterations"):
         assert getattr(default, field) == getattr(REFINE_OPTIONS, field)
     assert default.adversarial_weight == REFINE_OPTIONS.adversarial_weight == 0.3
     assert default.trust_knees_outside_frame and default.choose_unseen_legs
+    assert default.pull_cut_bones == REFINE_OPTIONS.pull_cut_bones
+    assert not default.pull_cut_bones
+    assert script.refine_options("0/20/40/0/0.5+legs+keepbelow+pnp").pull_cut_bones
     assert script.refine_options("0/20/40/0/0.5+legs").adversarial_weight == 0.0
     other = script.refine_options("0/10/20/0/0.5+legs@0.02:lbfgs~1")
     assert (other.learning_rate, other.optimiser, other.adversarial_weight) == (0.02, "lbfgs", 1.0)

@@ -165,6 +165,11 @@ class BodyFitOptions:
     #: ``visibility_threshold``), scaled by ``1 - visibility``. There the keypoint term is off
     #: and the mask says little, so the network's 3D estimate is the better evidence.
     hidden_init_weight: float = 0.0
+    #: Whether ``hidden_init_weight`` also pulls a bone that the photo's edge cuts (its start
+    #: landmark in the photo, its end outside, as the upper arms of a head-and-shoulders
+    #: framing): the mask places its part in the photo. Occluded ends in the photo are pulled
+    #: either way.
+    pull_cut_bones: bool = True
     visibility_threshold: float = 0.5
     contour_every: int = 10
     #: ``"adam"``: Adam, one energy evaluation per iteration. ``"lbfgs"``: L-BFGS with a
@@ -328,7 +333,9 @@ def fit_body(
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(start_pose[list(free)], dtype=dtype, device=device)[None]
     init_pose = free_pose[0].detach().clone()
-    unseen = _unseen_ends(person, free_names, hands, opts.visibility_threshold)
+    unseen = _unseen_ends(
+        person, free_names, hands, opts.visibility_threshold, opts.pull_cut_bones
+    )
     pull = opts.init_weight + opts.hidden_init_weight * unseen
     pull_t = torch.as_tensor(pull, dtype=dtype, device=device)[1:, None]
     init_shape = torch.as_tensor(init.shape, dtype=dtype, device=device)[None]
@@ -531,6 +538,15 @@ _BONE_ENDS = {
     "lowerleg01": ("ankle",),
     "foot": ("heel", "foot_index"),
 }
+# Limb bone -> the landmark at its near end (the joint it turns about).
+_BONE_STARTS = {
+    "upperarm01": "shoulder",
+    "lowerarm01": "elbow",
+    "wrist": "wrist",
+    "upperleg01": "hip",
+    "lowerleg01": "knee",
+    "foot": "ankle",
+}
 
 
 def _unseen_ends(
@@ -538,10 +554,13 @@ def _unseen_ends(
     bones: list[str],
     hands: dict[str, np.ndarray] | None,
     threshold: float,
+    pull_cut_bones: bool = True,
 ) -> np.ndarray:
     """(len(bones),) ``1 - visibility`` of each limb bone's far end (the mean over its end
     landmarks) where that is below ``threshold``; 0 for seen ends, for the other bones and for
-    a hand the hand model found."""
+    a hand the hand model found. Without ``pull_cut_bones`` also 0 for a bone that the photo's
+    edge cuts: its end outside the photo, its start inside."""
+    h, w = person.mask.shape
     unseen = np.zeros(len(bones))
     for i, bone in enumerate(bones):
         base, _, side = bone.partition(".")
@@ -552,8 +571,17 @@ def _unseen_ends(
             continue
         ends = [POSE_LANDMARKS.index(f"{name}_{end}") for end in _BONE_ENDS[base]]
         visibility = float(np.mean(person.visibility[ends]))
+        if not pull_cut_bones:
+            start = person.points[POSE_LANDMARKS.index(f"{name}_{_BONE_STARTS[base]}")]
+            end = person.points[ends].mean(axis=0)
+            if _in_photo(start, w, h) and not _in_photo(end, w, h):
+                continue
         unseen[i] = 1.0 - visibility if visibility < threshold else 0.0
     return np.clip(unseen, 0.0, 1.0)
+
+
+def _in_photo(point: np.ndarray, w: int, h: int) -> bool:
+    return bool(0 <= point[0] < w and 0 <= point[1] < h)
 
 
 def _choose_unseen_legs(
