@@ -460,6 +460,7 @@ def test_bones_cut_by_the_photo_edge_can_go_unpulled() -> None:
     uncut = _unseen_ends(person, bones, None, threshold=0.5, pull_cut_bones=False)
     np.testing.assert_allclose(uncut, [0.0, 0.9, 0.8], atol=1e-6)
 
+
 def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
     """A forearm whose wrist MediaPipe does not see: with the hidden-limb pull the short
     refinement keeps the start's (a network's) forearm; without it the silhouette moves it."""

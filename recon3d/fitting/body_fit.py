@@ -333,9 +333,7 @@ def fit_body(
     shape = torch.tensor(init.shape, dtype=dtype, device=device)[None].requires_grad_(True)
     free_pose = torch.tensor(start_pose[list(free)], dtype=dtype, device=device)[None]
     init_pose = free_pose[0].detach().clone()
-    unseen = _unseen_ends(
-        person, free_names, hands, opts.visibility_threshold, opts.pull_cut_bones
-    )
+    unseen = _unseen_ends(person, free_names, hands, opts.visibility_threshold, opts.pull_cut_bones)
     pull = opts.init_weight + opts.hidden_init_weight * unseen
     pull_t = torch.as_tensor(pull, dtype=dtype, device=device)[1:, None]
     init_shape = torch.as_tensor(init.shape, dtype=dtype, device=device)[None]
