@@ -151,7 +151,7 @@ def main(argv=None) -> int:
         "--variants",
         nargs="+",
         default=list(VARIANTS),
-        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+netheight][+rays][+pnp|+hipspnp]"
+        help="t/p/s/w[/h][+legs][+keepbelow][+outside][+uncut][+netheight][+rays][+pnp|+hipspnp]"
         "[+clothes][+hair]"
         "[@learning_rate]"
         "[:optimiser]",
