@@ -13,7 +13,6 @@ import dataclasses
 import pathlib
 import sys
 
-import cv2
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,12 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
     args = parser.parse_args(argv)
-    from make_docs_body_net import _label, _row, _save_grid
-    from make_docs_body_real import _agreement
+    from make_docs_body_net import _save_grid
+    from make_docs_body_real import agreement_row
 
     from recon3d.body_pipeline import REFINE_OPTIONS, BodyReconstructionPipeline
     from recon3d.io.video import read_video
-    from recon3d.metrics import silhouette_iou
 
     plain = BodyReconstructionPipeline.from_pretrained(use_network=False)
     shared = {
@@ -59,17 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for index in FRAMES:
         frame = chosen[index]
-        person = plain.detect(frame)
-        tiles = []
-        for label, pipe in methods.items():
-            rec = pipe(frame, person=person, complete_texture=False)
-            tile = _agreement(rec, frame)
-            scale = HEIGHT / tile.shape[0]
-            tile = cv2.resize(
-                tile, (round(tile.shape[1] * scale), HEIGHT), interpolation=cv2.INTER_NEAREST
-            )
-            tiles.append(_label(tile, f"{label} IoU {silhouette_iou(rec):.3f}"))
-        rows.append(_row(tiles))
+        rows.append(agreement_row(methods, frame, plain.detect(frame), HEIGHT, zoom=2))
     _save_grid(rows, args.out / "body_headshoulders.jpg")
     return 0
 

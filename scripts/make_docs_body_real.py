@@ -47,15 +47,37 @@ def _agreement(rec, image: np.ndarray) -> np.ndarray:
     return out
 
 
+def agreement_row(
+    methods: dict, frame: np.ndarray, person, height: int, crop=(slice(None), slice(None)), zoom=1
+) -> np.ndarray:
+    """One row of tiles: each pipeline of ``methods`` (label -> pipeline) on ``frame`` with the
+    front end's ``person``, painted by :func:`_agreement`, cropped, zoomed (nearest pixel),
+    brought to ``height`` and labelled with the method and its silhouette IoU."""
+    from make_docs_body_net import _label, _row
+
+    from recon3d.metrics import silhouette_iou
+
+    tiles = []
+    for label, pipe in methods.items():
+        rec = pipe(frame, person=person, complete_texture=False)
+        tile = _agreement(rec, frame)[crop]
+        tile = cv2.resize(tile, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        scale = height / tile.shape[0]
+        tile = cv2.resize(
+            tile, (round(tile.shape[1] * scale), height), interpolation=cv2.INTER_AREA
+        )
+        tiles.append(_label(tile, f"{label} IoU {silhouette_iou(rec):.3f}"))
+    return _row(tiles)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "images")
     args = parser.parse_args(argv)
-    from make_docs_body_net import _label, _row, _save_grid
+    from make_docs_body_net import _save_grid
 
     from recon3d.body_pipeline import BodyReconstructionPipeline
     from recon3d.io.video import read_video
-    from recon3d.metrics import silhouette_iou
 
     plain = BodyReconstructionPipeline.from_pretrained(use_network=False)
     net = BodyReconstructionPipeline.from_pretrained(
@@ -72,17 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         x0, y0, x1, y1 = (int(v) for v in person.box)
         pad = int(0.15 * max(x1 - x0, y1 - y0))
         crop = (slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad))
-        tiles = []
-        for label, pipe in (("(a)", plain), ("(c)", net)):
-            rec = pipe(frame, person=person, complete_texture=False)
-            tile = _agreement(rec, frame)[crop]
-            tile = cv2.resize(tile, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-            scale = HEIGHT / tile.shape[0]
-            tile = cv2.resize(
-                tile, (round(tile.shape[1] * scale), HEIGHT), interpolation=cv2.INTER_AREA
-            )
-            tiles.append(_label(tile, f"{label} IoU {silhouette_iou(rec):.3f}"))
-        rows.append(_row(tiles))
+        rows.append(agreement_row({"(a)": plain, "(c)": net}, frame, person, HEIGHT, crop, zoom))
     _save_grid(rows, args.out / "body_network_real.jpg")
     return 0
 
