@@ -494,6 +494,41 @@ def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
     assert moved[0.0] > 2 * moved[2.0]
 
 
+def test_upper_arm_cut_by_the_frame_follows_the_mask_without_the_cut_pull(body) -> None:
+    """An upper arm whose elbow MediaPipe places below the photo (a head-and-shoulders
+    framing), its shoulder inside: the hidden-limb pull holds it at the start's guess, and
+    with ``pull_cut_bones=False`` the silhouette moves it towards the mask."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    shape = np.zeros(body.num_shape, np.float32)
+    person, _ = _synthetic_person(body, pose, shape, K, size)
+    for name in ("left_elbow", "left_wrist", "left_index", "left_pinky", "left_thumb"):
+        index = POSE_LANDMARKS.index(name)
+        person.points[index, 1] = size[1] + 40.0  # below the photo
+        person.visibility[index] = 0.05
+    upper_arm = body.bone("upperarm01.L")
+    start_pose = pose.copy()
+    start_pose[upper_arm] = (0.0, 0.0, 0.0)  # the start's guess: the arm hangs
+    start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
+    moved = {}
+    for pull_cut_bones in (True, False):
+        options = BodyFitOptions(
+            torso_iterations=0,
+            pose_iterations=10,
+            silhouette_iterations=20,
+            hidden_init_weight=2.0,
+            pull_cut_bones=pull_cut_bones,
+        )
+        fit = fit_body(body, person, K, options=options, init=start)
+        moved[pull_cut_bones] = float(np.linalg.norm(fit.pose[upper_arm] - start_pose[upper_arm]))
+    assert moved[True] < 0.1
+    assert moved[False] > 3 * moved[True]
+
+
 def test_unseen_leg_starts_from_the_guess_that_lies_in_the_mask(body) -> None:
     """A leg MediaPipe does not see stays frozen at its start: with ``choose_unseen_legs`` the
     start is the rest pose where that puts more of it inside the mask, else the guess."""
