@@ -558,7 +558,6 @@ def _unseen_ends(
     landmarks) where that is below ``threshold``; 0 for seen ends, for the other bones and for
     a hand the hand model found. Without ``pull_cut_bones`` also 0 for a bone that the photo's
     edge cuts: its end outside the photo, its start inside."""
-    h, w = person.mask.shape
     unseen = np.zeros(len(bones))
     for i, bone in enumerate(bones):
         base, _, side = bone.partition(".")
@@ -572,14 +571,10 @@ def _unseen_ends(
         if not pull_cut_bones:
             start = person.points[POSE_LANDMARKS.index(f"{name}_{_BONE_STARTS[base]}")]
             end = person.points[ends].mean(axis=0)
-            if _in_photo(start, w, h) and not _in_photo(end, w, h):
+            if person.inside(start) and not person.inside(end):
                 continue
         unseen[i] = 1.0 - visibility if visibility < threshold else 0.0
     return np.clip(unseen, 0.0, 1.0)
-
-
-def _in_photo(point: np.ndarray, w: int, h: int) -> bool:
-    return bool(0 <= point[0] < w and 0 <= point[1] < h)
 
 
 def _choose_unseen_legs(

@@ -80,14 +80,13 @@ class BodyLandmarks:
 
     def visible(self, threshold: float = 0.5) -> np.ndarray:
         """(33,) bool: visible and inside the image."""
+        return self.inside(self.points) & (self.visibility > threshold)
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """(...,) bool: which of ``points`` (..., 2), in image pixels, lie inside the image."""
         h, w = self.mask.shape
-        inside = (
-            (self.points[:, 0] >= 0)
-            & (self.points[:, 0] < w)
-            & (self.points[:, 1] >= 0)
-            & (self.points[:, 1] < h)
-        )
-        return inside & (self.visibility > threshold)
+        x, y = points[..., 0], points[..., 1]
+        return (x >= 0) & (x < w) & (y >= 0) & (y < h)
 
 
 class MediaPipePoseDetector:
