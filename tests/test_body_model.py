@@ -461,35 +461,45 @@ def test_bones_cut_by_the_photo_edge_can_go_unpulled() -> None:
     np.testing.assert_allclose(uncut, [0.0, 0.9, 0.8], atol=1e-6)
 
 
-def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
-    """A forearm whose wrist MediaPipe does not see: with the hidden-limb pull the short
-    refinement keeps the start's (a network's) forearm; without it the silhouette moves it."""
+def _arm_moved_by_short_refinements(body, pose, hide, landmarks_below, bone, variants):
+    """How far (rad) a short refinement (10 pose + 20 silhouette iterations) turns ``bone`` away
+    from a start that has it at rest, on the synthetic person posed ``pose``, with the landmarks
+    ``hide`` reported at visibility 0.05 (and, with ``landmarks_below``, placed below the
+    photo); one distance per ``BodyFitOptions`` overrides in ``variants`` (name -> dict)."""
     from recon3d.fitting.body_fit import BodyFit
 
     size = (600, 900)
     K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
-    pose = np.zeros((body.num_joints, 3), np.float32)
-    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
-    pose[body.bone("lowerarm01.L")] = (0.0, -0.9, 0.6)
     shape = np.zeros(body.num_shape, np.float32)
     person, _ = _synthetic_person(body, pose, shape, K, size)
-    for name in ("left_wrist", "left_index", "left_pinky", "left_thumb"):
-        person.visibility[POSE_LANDMARKS.index(name)] = 0.05
-    forearm = body.bone("lowerarm01.L")
+    for name in hide:
+        index = POSE_LANDMARKS.index(name)
+        person.visibility[index] = 0.05
+        if landmarks_below:
+            person.points[index, 1] = size[1] + 40.0
     start_pose = pose.copy()
-    start_pose[forearm] = (0.0, 0.0, 0.0)  # the start's guess for the hidden forearm
+    start_pose[body.bone(bone)] = (0.0, 0.0, 0.0)  # the start's (a network's) guess
     # The translation that puts the model where _synthetic_person rendered it.
     start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
     moved = {}
-    for hidden_weight in (0.0, 2.0):
+    for name, overrides in variants.items():
         options = BodyFitOptions(
-            torso_iterations=0,
-            pose_iterations=10,
-            silhouette_iterations=20,
-            hidden_init_weight=hidden_weight,
+            torso_iterations=0, pose_iterations=10, silhouette_iterations=20, **overrides
         )
         fit = fit_body(body, person, K, options=options, init=start)
-        moved[hidden_weight] = float(np.linalg.norm(fit.pose[forearm] - start_pose[forearm]))
+        moved[name] = float(np.linalg.norm(fit.pose[body.bone(bone)] - start_pose[body.bone(bone)]))
+    return moved
+
+
+def test_hidden_limb_stays_near_the_starting_estimate(body) -> None:
+    """A forearm whose wrist MediaPipe does not see: with the hidden-limb pull the short
+    refinement keeps the start's (a network's) forearm; without it the silhouette moves it."""
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    pose[body.bone("lowerarm01.L")] = (0.0, -0.9, 0.6)
+    hand = ("left_wrist", "left_index", "left_pinky", "left_thumb")
+    variants = {weight: {"hidden_init_weight": weight} for weight in (0.0, 2.0)}
+    moved = _arm_moved_by_short_refinements(body, pose, hand, False, "lowerarm01.L", variants)
     assert moved[2.0] < 0.05
     assert moved[0.0] > 2 * moved[2.0]
 
@@ -498,33 +508,11 @@ def test_upper_arm_cut_by_the_frame_follows_the_mask_without_the_cut_pull(body) 
     """An upper arm whose elbow MediaPipe places below the photo (a head-and-shoulders
     framing), its shoulder inside: the hidden-limb pull holds it at the start's guess, and
     with ``pull_cut_bones=False`` the silhouette moves it towards the mask."""
-    from recon3d.fitting.body_fit import BodyFit
-
-    size = (600, 900)
-    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
     pose = np.zeros((body.num_joints, 3), np.float32)
     pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
-    shape = np.zeros(body.num_shape, np.float32)
-    person, _ = _synthetic_person(body, pose, shape, K, size)
-    for name in ("left_elbow", "left_wrist", "left_index", "left_pinky", "left_thumb"):
-        index = POSE_LANDMARKS.index(name)
-        person.points[index, 1] = size[1] + 40.0  # below the photo
-        person.visibility[index] = 0.05
-    upper_arm = body.bone("upperarm01.L")
-    start_pose = pose.copy()
-    start_pose[upper_arm] = (0.0, 0.0, 0.0)  # the start's guess: the arm hangs
-    start = BodyFit(shape, start_pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
-    moved = {}
-    for pull_cut_bones in (True, False):
-        options = BodyFitOptions(
-            torso_iterations=0,
-            pose_iterations=10,
-            silhouette_iterations=20,
-            hidden_init_weight=2.0,
-            pull_cut_bones=pull_cut_bones,
-        )
-        fit = fit_body(body, person, K, options=options, init=start)
-        moved[pull_cut_bones] = float(np.linalg.norm(fit.pose[upper_arm] - start_pose[upper_arm]))
+    arm = ("left_elbow", "left_wrist", "left_index", "left_pinky", "left_thumb")
+    variants = {cut: {"hidden_init_weight": 2.0, "pull_cut_bones": cut} for cut in (True, False)}
+    moved = _arm_moved_by_short_refinements(body, pose, arm, True, "upperarm01.L", variants)
     assert moved[True] < 0.1
     assert moved[False] > 3 * moved[True]
 
