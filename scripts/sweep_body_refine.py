@@ -34,7 +34,8 @@ VARIANTS = ("0/15/25/0.05", "0/25/40/0.02", "0/40/40/0", "0/20/60/0", "20/40/40/
 
 def refine_options(variant: str):
     """``BodyFitOptions`` from "torso/pose/silhouette/init_weight[/hidden_init_weight][+legs]
-    [+keepbelow][+outside][@learning_rate][:optimiser][~prior_weight]" ("~": the weight of
+    [+keepbelow][+outside][@learning_rate][:optimiser][~prior_weight][^warmup]" ("^": Adam's
+    ``warmup_iterations``; "~": the weight of
     the shipped pose prior, ``adversarial_weight``, which is 0 without it: the default
     refinement weighs it 0.3; "+legs": ``choose_unseen_legs``;
     "+keepbelow": ``trust_knees_outside_frame``; "+outside": ``landmarks_outside_frame``;
@@ -43,6 +44,7 @@ def refine_options(variant: str):
     read by :func:`estimate_options`)."""
     from recon3d.fitting.body_fit import BodyFitOptions
 
+    variant, _, warmup = variant.partition("^")
     variant, _, prior_weight = variant.partition("~")
     variant, _, optimiser = variant.partition(":")
     variant, _, learning_rate = variant.partition("@")
@@ -71,6 +73,7 @@ def refine_options(variant: str):
         learning_rate=float(learning_rate) if learning_rate else BodyFitOptions.learning_rate,
         optimiser=optimiser or BodyFitOptions.optimiser,
         adversarial_weight=float(prior_weight) if prior_weight else 0.0,
+        warmup_iterations=int(warmup) if warmup else 0,
     )
 
 
@@ -84,7 +87,7 @@ def estimate_options(variant: str) -> dict:
     ``MASK_CLOTHING_PARTS``; without it the head stays naked, as before session 14); otherwise
     the default. The ``"hair"`` entry is for :func:`estimating`, not ``predict_fit``."""
     options = {}
-    variant = variant.partition("~")[0].partition("@")[0].partition(":")[0]
+    variant = variant.partition("^")[0].partition("~")[0].partition("@")[0].partition(":")[0]
     options["hair"] = variant.endswith("+hair")
     variant = variant.removesuffix("+hair")
     if variant.endswith("+clothes"):

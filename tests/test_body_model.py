@@ -421,6 +421,35 @@ def test_lbfgs_brings_the_keypoints_closer_than_adam_in_as_many_evaluations(body
     assert after["lbfgs"] < after["adam"]
 
 
+def test_warmup_keeps_a_start_that_already_agrees_with_the_photo(body) -> None:
+    """Adam's first step moves every parameter by about its learning rate, however small its
+    gradient: from the true body, one silhouette iteration turns some fitted bone by nearly
+    the learning rate; with a 10-iteration warm-up no bone turns by more than a tenth of it,
+    and the keypoints stay closer to the photo."""
+    from recon3d.fitting.body_fit import BodyFit
+
+    size = (600, 900)
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    shape = np.zeros(body.num_shape, np.float32)
+    person, _ = _synthetic_person(body, pose, shape, K, size)
+    truth = BodyFit(shape, pose, np.array([0, 0, 4.0], np.float32), 0.0, 1.0)
+    free = list(_free(body))
+    turned, error = {}, {}
+    for warmup in (0, 10):
+        options = BodyFitOptions(
+            torso_iterations=0, pose_iterations=0, silhouette_iterations=1, warmup_iterations=warmup
+        )
+        fit = fit_body(body, person, K, options=options, init=truth)
+        turned[warmup] = float(np.abs(fit.pose[free] - pose[free]).max())
+        error[warmup] = fit.keypoint_error_px
+    rate = BodyFitOptions.learning_rate
+    assert turned[0] > 0.9 * rate
+    assert turned[10] <= 0.1 * rate + 1e-6
+    assert error[10] < error[0]
+
+
 def test_unseen_ends_weigh_only_limbs_whose_end_is_hidden() -> None:
     from recon3d.fitting.body_fit import _unseen_ends
 

@@ -230,6 +230,15 @@ def test_refinement_variants_spell_the_prior_weight() -> None:
     assert script.refine_options("0/20/40/0/0.5+legs").adversarial_weight == 0.0
     other = script.refine_options("0/10/20/0/0.5+legs@0.02:lbfgs~1")
     assert (other.learning_rate, other.optimiser, other.adversarial_weight) == (0.02, "lbfgs", 1.0)
+    assert other.warmup_iterations == 0
+    warm = script.refine_options("0/0/30/0/0.5+legs+rays+pnp+clothes+hair@0.06~0.3^5")
+    assert (warm.learning_rate, warm.adversarial_weight, warm.warmup_iterations) == (0.06, 0.3, 5)
+    assert script.estimate_options("0/0/30/0/0.5+rays+pnp+clothes+hair^5") == {
+        "limbs": "image",
+        "rigid": "photo",
+        "clothing": "mask",
+        "hair": True,
+    }
     assert script.estimate_options("0/20/40/0/0.5+pnp+clothes~0.3") == {
         "rigid": "photo",
         "clothing": "mask",

@@ -180,6 +180,13 @@ class BodyFitOptions:
     #: L-BFGS runs of ``contour_every`` evaluations (a line search needs a fixed energy).
     #: Measured in docs/body_network.md: Adam is the default.
     optimiser: str = "adam"
+    #: Adam's learning rates rise linearly from ``1 / warmup_iterations`` of their value to the
+    #: full value over the first ``warmup_iterations`` iterations (0: full from the start).
+    #: Adam's first steps move every parameter by about the learning rate whatever the size of
+    #: its gradient, which scrambles a start that already agrees with the photo (a network's
+    #: estimate): one full step from the network-only body took its keypoint error on three
+    #: photos from 24 to 115 px (docs/body_network.md, "Adam's first steps").
+    warmup_iterations: int = 0
     #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
     #: the rest pose (standing) where MediaPipe places the knee outside the photo, or where
     #: standing puts more of the leg inside the person mask than ``init``'s guess does;
@@ -466,12 +473,17 @@ def fit_body(
 
     lbfgs_stages = _LBFGS_STAGES[opts.optimiser]
     params = [raw_clothing, free_pose, shape, translation]
+    base_rates = [group["lr"] for group in optimiser.param_groups]
     it = 0
     for stage, run in itertools.groupby(stages):
         count = len(list(run))
         if stage not in lbfgs_stages:
             for _ in range(count):
                 contour_state["refresh"] = it % opts.contour_every == 0
+                if opts.warmup_iterations:
+                    ramp = min(1.0, (it + 1) / opts.warmup_iterations)
+                    for group, rate in zip(optimiser.param_groups, base_rates, strict=True):
+                        group["lr"] = rate * ramp
                 optimiser.step(lambda stage=stage: energy(stage))
                 it += 1
         else:
