@@ -181,11 +181,11 @@ class BodyFitOptions:
     #: Measured in docs/body_network.md: Adam is the default.
     optimiser: str = "adam"
     #: Adam's learning rates rise linearly from ``1 / warmup_iterations`` of their value to the
-    #: full value over the first ``warmup_iterations`` iterations (0: full from the start).
-    #: Adam's first steps move every parameter by about the learning rate whatever the size of
-    #: its gradient, which scrambles a start that already agrees with the photo (a network's
-    #: estimate): one full step from the network-only body took its keypoint error on three
-    #: photos from 24 to 115 px (docs/body_network.md, "Adam's first steps").
+    #: full value over the first ``warmup_iterations`` iterations (0: full from the start; Adam
+    #: stages only). Adam's first steps move every parameter by about the learning rate whatever
+    #: the size of its gradient, which scrambles a start that already agrees with the photo (a
+    #: network's estimate): one full step from the network-only body took its keypoint error on
+    #: nine photos from 21 to 94 px (docs/body_network.md, "Adam's first steps").
     warmup_iterations: int = 0
     #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
     #: the rest pose (standing) where MediaPipe places the knee outside the photo, or where
