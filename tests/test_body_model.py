@@ -209,6 +209,12 @@ def test_unknown_optimiser_raises(body) -> None:
         fit_body(body, person, np.eye(3), options=BodyFitOptions(optimiser="sgd"))
 
 
+def test_negative_warmup_raises(body) -> None:
+    person = _blank_person()
+    with pytest.raises(ValueError, match="warmup_iterations must be >= 0"):
+        fit_body(body, person, np.eye(3), options=BodyFitOptions(warmup_iterations=-1))
+
+
 # -- gradcheck ----------------------------------------------------------------------------------
 def test_axis_angle_gradcheck_and_values() -> None:
     import cv2

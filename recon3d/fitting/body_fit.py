@@ -266,6 +266,8 @@ def fit_body(
     opts = options or BodyFitOptions()
     if opts.optimiser not in _LBFGS_STAGES:
         raise ValueError(f"optimiser must be one of {tuple(_LBFGS_STAGES)}, got {opts.optimiser!r}")
+    if opts.warmup_iterations < 0:
+        raise ValueError(f"warmup_iterations must be >= 0, got {opts.warmup_iterations}")
     if opts.adversarial_weight and prior is None:
         raise ValueError(
             "options.adversarial_weight is set but no prior was given: pass "
