@@ -173,6 +173,43 @@ def test_renderer_matches_opencv_projection(principal_offset):
     np.testing.assert_allclose(out.depth[out.depth > 0], 1.0, atol=1e-4)
 
 
+@pytest.mark.parametrize("shift", [(0.0, 0.0, 2.0), (0.25, -0.2, 2.0), (0.0, 0.0, 0.5)])
+def test_depth_rendered_in_the_mesh_window_equals_the_whole_frame(shift):
+    """The texture's visibility depth is rendered only where the mesh projects; there it holds
+    the whole frame's depth and elsewhere nothing. Shifts: centred, near a corner, and so close
+    that the mesh overflows the frame (the window is clipped to it)."""
+    import trimesh
+
+    from recon3d.texture.projection import _depth_in_window
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.2)
+    vertices = sphere.vertices + np.asarray(shift)
+    camera = Camera.from_image_size(320, 240)
+    whole = render_mesh(vertices, sphere.faces, camera.K, (320, 240), depth_only=True).depth
+    window = _depth_in_window(vertices, sphere.faces, camera)
+    assert window.shape == whole.shape
+    assert (window > 0).sum() > 100
+    same = (window > 0) == (whole > 0)
+    assert (~same).sum() <= 0.01 * (whole > 0).sum()
+    both = (window > 0) & (whole > 0)
+    np.testing.assert_allclose(window[both], whole[both], rtol=1e-4)
+
+
+def test_depth_window_falls_back_to_the_whole_frame_behind_the_camera():
+    """A mesh reaching behind the camera projects anywhere: the whole frame is rendered."""
+    import trimesh
+
+    from recon3d.texture.projection import _depth_in_window
+
+    # A long box beside the camera, from behind it to 3.5 m ahead; its near side faces it.
+    box = trimesh.creation.box(extents=(0.5, 0.5, 4.0))
+    vertices = box.vertices + np.array([0.6, 0.0, 1.5])
+    camera = Camera.from_image_size(320, 240)
+    whole = render_mesh(vertices, box.faces, camera.K, (320, 240), depth_only=True).depth
+    assert (whole > 0).sum() > 100
+    np.testing.assert_array_equal(_depth_in_window(vertices, box.faces, camera), whole)
+
+
 def test_fit_refines_from_an_initial_estimate(model):
     """The path a trained network will use: start from an estimate, refine with the same energy."""
     camera = Camera.from_image_size(640, 640)

@@ -290,9 +290,7 @@ def _texel_views(
     # Depth buffer of the mesh from the photo's camera, at a bounded resolution.
     camera = Camera(K=K, width=w, height=h)
     small = camera.bounded(_MAX_DEPTH_RENDER_SIDE)
-    depth = render_mesh(
-        vertices, faces, small.K, (small.width, small.height), depth_only=True
-    ).depth
+    depth = _depth_in_window(vertices, faces, small)
 
     z = points[:, 2]
     uv_img = camera.project(points).astype(np.float32)
@@ -323,6 +321,30 @@ def _texel_views(
         inside_mask = person_mask[px_full[:, 1], px_full[:, 0]]
         weight *= np.clip((inside_mask - 0.3) / 0.4, 0.0, 1.0).astype(np.float32)
     return uv_img, weight
+
+
+def _depth_in_window(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.ndarray:
+    """(H, W) depth of the mesh seen by ``camera`` (0 where empty), rendered only in the window
+    its vertices project into: the software rasteriser of a headless machine costs by the
+    window's size, and a head fills a small part of its photo. The window keeps the frame's
+    pixel grid (its principal point is shifted by the window's corner)."""
+    depth = np.zeros((camera.height, camera.width), np.float32)
+    z = vertices[:, 2]
+    if not (z > 1e-6).all():
+        # Vertices at or behind the camera project anywhere: render the whole frame.
+        return render_mesh(
+            vertices, faces, camera.K, (camera.width, camera.height), depth_only=True
+        ).depth
+    uv = camera.project(vertices)
+    # Two pixels of margin on each side: rounding, and the 3x3 minimum that follows.
+    x0, y0 = np.clip(np.floor(uv.min(0)).astype(np.int64) - 2, 0, [camera.width, camera.height])
+    x1, y1 = np.clip(np.ceil(uv.max(0)).astype(np.int64) + 3, 0, [camera.width, camera.height])
+    if x1 <= x0 or y1 <= y0:
+        return depth
+    K = camera.K.copy()
+    K[:2, 2] -= (x0, y0)
+    depth[y0:y1, x0:x1] = render_mesh(vertices, faces, K, (x1 - x0, y1 - y0), depth_only=True).depth
+    return depth
 
 
 def fill_unseen(
