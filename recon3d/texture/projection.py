@@ -328,7 +328,6 @@ def _depth_in_window(vertices: np.ndarray, faces: np.ndarray, camera: Camera) ->
     its vertices project into: the software rasteriser of a headless machine costs by the
     window's size, and a head fills a small part of its photo. The window keeps the frame's
     pixel grid (its principal point is shifted by the window's corner)."""
-    depth = np.zeros((camera.height, camera.width), np.float32)
     z = vertices[:, 2]
     if not (z > 1e-6).all():
         # Vertices at or behind the camera project anywhere: render the whole frame.
@@ -339,6 +338,7 @@ def _depth_in_window(vertices: np.ndarray, faces: np.ndarray, camera: Camera) ->
     # Two pixels of margin on each side: rounding, and the 3x3 minimum that follows.
     x0, y0 = np.clip(np.floor(uv.min(0)).astype(np.int64) - 2, 0, [camera.width, camera.height])
     x1, y1 = np.clip(np.ceil(uv.max(0)).astype(np.int64) + 3, 0, [camera.width, camera.height])
+    depth = np.zeros((camera.height, camera.width), np.float32)
     if x1 <= x0 or y1 <= y0:
         return depth
     K = camera.K.copy()
