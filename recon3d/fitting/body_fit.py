@@ -181,11 +181,12 @@ class BodyFitOptions:
     #: Measured in docs/body_network.md: Adam is the default.
     optimiser: str = "adam"
     #: Adam's learning rates rise linearly from ``1 / warmup_iterations`` of their value to the
-    #: full value over the first ``warmup_iterations`` iterations (0: full from the start; Adam
-    #: stages only). Adam's first steps move every parameter by about the learning rate whatever
-    #: the size of its gradient, which scrambles a start that already agrees with the photo (a
-    #: network's estimate): one full step from the network-only body took its keypoint error on
-    #: nine photos from 21 to 94 px (docs/body_network.md, "Adam's first steps").
+    #: full value over the first ``warmup_iterations`` Adam iterations (0: full from the start;
+    #: L-BFGS stages are not counted). Adam's first steps move every parameter by about the
+    #: learning rate whatever the size of its gradient, which scrambles a start that already
+    #: agrees with the photo (a network's estimate): one full step from the network-only body
+    #: took its keypoint error on nine photos from 21 to 94 px (docs/body_network.md, "Adam's
+    #: first steps").
     warmup_iterations: int = 0
     #: For each leg MediaPipe does not see (frozen, out of the silhouette terms), start from
     #: the rest pose (standing) where MediaPipe places the knee outside the photo, or where
@@ -475,18 +476,22 @@ def fit_body(
 
     lbfgs_stages = _LBFGS_STAGES[opts.optimiser]
     params = [raw_clothing, free_pose, shape, translation]
-    base_rates = [group["lr"] for group in optimiser.param_groups]
+    warmup = None
+    if opts.warmup_iterations > 1:
+        warmup = torch.optim.lr_scheduler.LinearLR(
+            optimiser,
+            start_factor=1.0 / opts.warmup_iterations,
+            total_iters=opts.warmup_iterations - 1,
+        )
     it = 0
     for stage, run in itertools.groupby(stages):
         count = len(list(run))
         if stage not in lbfgs_stages:
             for _ in range(count):
                 contour_state["refresh"] = it % opts.contour_every == 0
-                if opts.warmup_iterations:
-                    ramp = min(1.0, (it + 1) / opts.warmup_iterations)
-                    for group, rate in zip(optimiser.param_groups, base_rates, strict=True):
-                        group["lr"] = rate * ramp
                 optimiser.step(lambda stage=stage: energy(stage))
+                if warmup is not None:
+                    warmup.step()
                 it += 1
         else:
             it += count

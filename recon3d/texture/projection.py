@@ -435,7 +435,7 @@ def _harmonic_fill(
     a = a + sp.identity(a.shape[0], format="csc") * 1e-6
     rhs = rhs + 1e-6 * colour[known].mean(0)
     colour = colour.copy()
-    # The system is symmetric: a symmetric ordering gives a sparser factor (about 20 % faster).
+    # The system is symmetric: a symmetric ordering gives a sparser factor (9-22 % faster).
     lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     colour[solve] = lu.solve(np.asarray(rhs))
     return colour, known | solve
