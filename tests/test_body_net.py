@@ -680,6 +680,34 @@ def test_training_with_image_crops_and_a_clear_error_without_them(tmp_path) -> N
         train(dataclasses.replace(config, image_size=16, out=str(tmp_path / "run2")))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_matches_the_cpu(tmp_path) -> None:
+    """On a GPU the trainer starts from the CPU run's weights, prior samples and batches (its
+    random draws are made on the CPU), so two epochs end near the CPU run's weights; the
+    checkpoint loads on the CPU."""
+    from safetensors.torch import load_file
+
+    from recon3d.train.body_net import TrainConfig, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _random_shard(data / "body_s1_00000.npz", 24)
+    config = TrainConfig(
+        data=str(data), epochs=2, batch_size=8, prior_samples=50, learning_rate=1e-4
+    )
+    cpu = load_file(
+        str(train(dataclasses.replace(config, out=str(tmp_path / "cpu"), device="cpu")))
+    )
+    gpu = load_file(str(train(dataclasses.replace(config, out=str(tmp_path / "gpu")))))
+    torch.manual_seed(config.seed)  # as train() does before it builds the network
+    initial = BodyRegressor().state_dict()
+    for name, value in cpu.items():
+        assert gpu[name].device.type == "cpu"
+        moved = (value - initial[name]).norm()
+        # Float rounding apart (TF32 convolutions on the GPU), the runs take the same steps.
+        assert (gpu[name] - value).norm() <= 0.2 * moved + 1e-6, name
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_train_and_resume(tmp_path) -> None:
     """A tiny shard of real synthetic data (MediaPipe on renders), then 1 epoch under torchrun

@@ -19,12 +19,14 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "data_parallel",
     "discriminator_loss",
     "distributed_setup",
     "distributed_teardown",
     "generator_loss",
     "resume",
     "save_checkpoint",
+    "training_device",
     "unwrap",
 ]
 
@@ -39,15 +41,36 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return ((real - 1) ** 2).mean() + (fake**2).mean()
 
 
-def distributed_setup() -> tuple[bool, int, int]:
-    """Join the process group when run under ``torchrun`` (gloo); ``(distributed, rank,
-    world)``."""
+def training_device(requested: str | torch.device | None = None) -> torch.device:
+    """The device a trainer runs on: ``requested``, else CUDA when available, else the CPU.
+    A bare ``"cuda"`` becomes the current GPU, or under ``torchrun`` the GPU of the process's
+    ``LOCAL_RANK``; either is made the current one (NCCL needs it)."""
+    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        if device.index is None:
+            distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+            index = int(os.environ.get("LOCAL_RANK", "0")) if distributed else None
+            device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
+        torch.cuda.set_device(device)
+    return device
+
+
+def distributed_setup(device: torch.device | None = None) -> tuple[bool, int, int]:
+    """Join the process group when run under ``torchrun`` (NCCL for a GPU ``device``, gloo
+    otherwise); ``(distributed, rank, world)``."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        torch.distributed.init_process_group("gloo")
+    if distributed and not torch.distributed.is_initialized():
+        cuda = device is not None and device.type == "cuda"
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
     rank = torch.distributed.get_rank() if distributed else 0
     world = torch.distributed.get_world_size() if distributed else 1
     return distributed, rank, world
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel on ``device`` (its GPU, or the CPU)."""
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def distributed_teardown(distributed: bool) -> None:

@@ -6,7 +6,8 @@ of the keypoints, and an adversarial loss from discriminators on per-joint rotat
 pose and the shape (Kanazawa et al. 2018), trained against plausible samples: retargeted motion
 capture poses and shapes drawn from Anny's phenotype space (the PCA prior).
 
-Runs on the CPU or a GPU, alone or under ``torchrun`` (DistributedDataParallel, gloo on CPUs);
+Runs on the CPU or a GPU (``device``; CUDA when available), alone or under ``torchrun``
+(DistributedDataParallel: one process per GPU with NCCL, or CPU processes with gloo);
 the checkpoint is a safetensors file (no pickles), rewritten every epoch, and a run resumes
 from it; ``snapshot_every`` also keeps every n-th epoch's network.
 """
@@ -20,18 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
 from recon3d.models.body_net import BodyRegressor, root_to_camera
 from recon3d.models.body_prior import PoseDiscriminator
 from recon3d.train.adversarial import (
+    data_parallel,
     discriminator_loss,
     distributed_setup,
     distributed_teardown,
     generator_loss,
     resume,
     save_checkpoint,
+    training_device,
     unwrap,
 )
 from recon3d.train.synthetic import KEYPOINT_PAIRS, free_bone_indices
@@ -61,6 +63,9 @@ class TrainConfig:
     #: > 0: the network also reads the shards' RGB crops of the person (``image``, stored by
     #: ``generate_body_data.py --image-size``), this many pixels a side.
     image_size: int = 0
+    #: "cpu", "cuda", "cuda:1"...; empty: CUDA when available (under ``torchrun``, each
+    #: process's ``LOCAL_RANK`` GPU), else the CPU.
+    device: str = ""
 
 
 def load_shards(
@@ -131,7 +136,8 @@ def prior_samples(bank_path: str, model: BodyModel, n: int, seed: int) -> torch.
 
 def train(config: TrainConfig) -> pathlib.Path:
     """Train (or resume) and return the path of the final weights in ``config.out``."""
-    distributed, rank, world = distributed_setup()
+    device = training_device(config.device)
+    distributed, rank, world = distributed_setup(device)
     torch.manual_seed(config.seed + rank)
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,11 +149,8 @@ def train(config: TrainConfig) -> pathlib.Path:
     net = BodyRegressor(image_size=config.image_size)
     disc = PoseDiscriminator()
     start_epoch = resume(out, "body_net.safetensors", net, disc)
-    if distributed:
-        net = nn.parallel.DistributedDataParallel(net)
-        disc = nn.parallel.DistributedDataParallel(disc)
-    opt_g = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=config.learning_rate)
+    # The random draws (initial weights, prior samples, batch order) are made on the CPU, so a
+    # run's data and initialisation do not depend on the device.
     prior = prior_samples(config.prior_bank, model, config.prior_samples, config.seed)
     prior_shape = torch.randn(config.prior_samples, model.num_shape)
     kp_mp = torch.as_tensor([a for a, _ in KEYPOINT_PAIRS])
@@ -161,15 +164,26 @@ def train(config: TrainConfig) -> pathlib.Path:
     )
     vertex_subset = torch.unique(torch.cat([support, sample]))
     losses_index = {
-        "sample": torch.searchsorted(vertex_subset, sample),
-        "regressor": regressor[:, vertex_subset],
+        "sample": torch.searchsorted(vertex_subset, sample).to(device),
+        "regressor": regressor[:, vertex_subset].to(device),
     }
+    vertex_subset = vertex_subset.to(device)
+    model.to(device)
+    net.to(device)
+    disc.to(device)
+    data = {k: v.to(device) for k, v in data.items()}
+    prior, prior_shape = prior.to(device), prior_shape.to(device)
+    if distributed:
+        net = data_parallel(net, device)
+        disc = data_parallel(disc, device)
+    opt_g = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.learning_rate)
 
     generator = torch.Generator().manual_seed(config.seed)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        order = torch.randperm(n, generator=generator)[rank::world]
-        totals: dict[str, float] = {}
+        order = torch.randperm(n, generator=generator)[rank::world].to(device)
+        totals: dict[str, torch.Tensor] = {}
         steps = 0
         for s in range(0, len(order), config.batch_size):
             idx = order[s : s + config.batch_size]
@@ -185,7 +199,7 @@ def train(config: TrainConfig) -> pathlib.Path:
             total.backward()
             opt_g.step()
             # Discriminator: plausible samples against the network's (detached) outputs.
-            j = torch.randint(len(prior), (len(idx),), generator=generator)
+            j = torch.randint(len(prior), (len(idx),), generator=generator).to(device)
             real = disc(prior[j], prior_shape[j])
             fake = disc(pred["rotations"].detach(), pred["shape"].detach())
             loss_d = discriminator_loss(real, fake)
@@ -193,11 +207,12 @@ def train(config: TrainConfig) -> pathlib.Path:
             loss_d.backward()
             opt_d.step()
             losses["discriminator"] = loss_d
+            # Summed on the device: a float() per step would wait for a GPU every step.
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
+                totals[k] = totals.get(k, 0.0) + v.detach()
             steps += 1
         if rank == 0:
-            means = {k: round(v / max(steps, 1), 5) for k, v in totals.items()}
+            means = {k: round(float(v) / max(steps, 1), 5) for k, v in totals.items()}
             log.info("epoch %d (%.1f s): %s", epoch, time.perf_counter() - started, means)
             save_checkpoint(
                 out,

@@ -27,12 +27,14 @@ from torch import nn
 from recon3d.models.head import HeadModel
 from recon3d.models.head_net import HeadRegressor
 from recon3d.train.adversarial import (
+    data_parallel,
     discriminator_loss,
     distributed_setup,
     distributed_teardown,
     generator_loss,
     resume,
     save_checkpoint,
+    training_device,
     unwrap,
 )
 from recon3d.train.body_net import project_in_crop
@@ -166,11 +168,9 @@ def _losses(geometry, pred, batch, config: TrainConfig) -> dict[str, torch.Tenso
 
 def train(config: TrainConfig) -> pathlib.Path:
     """Train (or resume) and return the path of the final weights in ``config.out``."""
-    distributed, rank, world = distributed_setup()
+    device = training_device(config.device)
+    distributed, rank, world = distributed_setup(device)
     torch.manual_seed(config.seed + rank)
-    device = torch.device(
-        config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
-    )
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     model = HeadModel.from_pretrained()
@@ -181,8 +181,8 @@ def train(config: TrainConfig) -> pathlib.Path:
     disc = HeadDiscriminator(model.num_identity, model.num_expression).to(device)
     start_epoch = resume(out, NET_FILE, net, disc)
     if distributed:
-        net = nn.parallel.DistributedDataParallel(net)
-        disc = nn.parallel.DistributedDataParallel(disc)
+        net = data_parallel(net, device)
+        disc = data_parallel(disc, device)
     opt_g = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.learning_rate)
     bank = expression_bank(config.bank).to(device)
@@ -196,7 +196,7 @@ def train(config: TrainConfig) -> pathlib.Path:
                 group["lr"] = lr
         started = time.perf_counter()
         order = torch.randperm(n, generator=generator)[rank::world].to(device)
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         steps = 0
         for s in range(0, len(order), config.batch_size):
             idx = order[s : s + config.batch_size]
@@ -221,10 +221,10 @@ def train(config: TrainConfig) -> pathlib.Path:
                 opt_d.step()
                 losses["discriminator"] = loss_d
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
+                totals[k] = totals.get(k, 0.0) + v.detach()
             steps += 1
         if rank == 0:
-            means = {k: round(v / max(steps, 1), 5) for k, v in totals.items()}
+            means = {k: round(float(v) / max(steps, 1), 5) for k, v in totals.items()}
             log.info("epoch %d (%.1f s): %s", epoch, time.perf_counter() - started, means)
             save_checkpoint(
                 out, NET_FILE, epoch, unwrap(net), unwrap(disc), config, config.snapshot_every

@@ -38,6 +38,7 @@ from torch.nn import functional as F
 
 from recon3d.reenact.face import crop_boxes, face_boxes, face_visible
 from recon3d.reenact.networks import FaceGenerator, RendererConfig, build_generator
+from recon3d.train.adversarial import data_parallel, distributed_setup, training_device
 
 log = logging.getLogger(__name__)
 
@@ -319,12 +320,8 @@ def train_reposer(
     """
     from tqdm.auto import tqdm
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = _device(device, distributed)
-    if distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank = torch.distributed.get_rank() if distributed else 0
-    world = torch.distributed.get_world_size() if distributed else 1
+    device = training_device(device)
+    distributed, rank, world = distributed_setup(device)
     if len(data.frames) == 0:
         raise ValueError("no training frames")
     if renderer.temporal and len(data.pairs) == 0:
@@ -363,9 +360,9 @@ def train_reposer(
     FG = nets.F if renderer.face else None
     DF = nets.DF if renderer.face else None
     if distributed:
-        G, D = _ddp(G, device), _ddp(D, device)
+        G, D = data_parallel(G, device), data_parallel(D, device)
         if renderer.face:
-            FG, DF = _ddp(FG, device), _ddp(DF, device)
+            FG, DF = data_parallel(FG, device), data_parallel(DF, device)
 
     body_pool = data.pairs if renderer.temporal else torch.arange(len(data.frames))
     face_pool = body_pool
@@ -557,20 +554,6 @@ def _discriminator_loss(D, real_in, fake_in, kind: str) -> torch.Tensor:
     real = [[f[:n] for f in scale] for scale in both]
     fake = [[f[n:] for f in scale] for scale in both]
     return 0.5 * (gan_loss(real, True, kind=kind) + gan_loss(fake, False, kind=kind))
-
-
-def _device(device, distributed: bool) -> torch.device:
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if distributed and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-def _ddp(module: nn.Module, device: torch.device) -> nn.Module:
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
