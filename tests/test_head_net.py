@@ -4,6 +4,7 @@ network path; slow: the shipped weights on held-out renders and DDP with 2 CPU p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -145,6 +146,50 @@ def test_tiny_network_trains_and_resumes(shards, tmp_path, caplog) -> None:
     after = load_file(str(path))
     assert any(not torch.equal(before[k], after[k]) for k in before), "no step was taken"
     HeadRegressor(width=32).load_state_dict(after)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_matches_the_cpu(tmp_path) -> None:
+    """A shard of random values (the trainer's plumbing, not learning): two epochs on a GPU
+    take the CPU run's steps, float rounding apart; the checkpoint loads on the CPU. Without
+    the adversarial term, whose real samples are drawn on the device."""
+    from safetensors.torch import load_file
+
+    from recon3d.train.head_net import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    n = 16
+    K = np.array([[500.0, 0, 128], [0, 500.0, 128], [0, 0, 1]], np.float32)
+    np.savez(
+        tmp_path / "head_s1_00000.npz",
+        landmarks=rng.normal(0, 0.2, (n, 478, 3)).astype(np.float32),
+        crop=np.tile(np.array([128, 128, 150], np.float32), (n, 1)),
+        identity=rng.normal(0, 1, (n, 60)).astype(np.float32),
+        expression=rng.uniform(0, 0.5, (n, 52)).astype(np.float32),
+        rotation=np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
+        translation=np.tile(np.array([0, 0, 0.6], np.float32), (n, 1)),
+        camera=rng.normal(0, 0.1, (n, 3)).astype(np.float32),
+        K=np.tile(K, (n, 1, 1)),
+    )
+    bank = tmp_path / "bank.npz"
+    np.savez(bank, expression=rng.uniform(0, 0.3, (5, 52)).astype("f4"))
+    config = TrainConfig(
+        data=str(tmp_path),
+        epochs=2,
+        batch_size=4,
+        bank=str(bank),
+        width=32,
+        learning_rate=1e-4,
+        adversarial_weight=0.0,
+    )
+    cpu = load_file(str(train(dataclasses.replace(config, out=str(tmp_path / "c"), device="cpu"))))
+    gpu = load_file(str(train(dataclasses.replace(config, out=str(tmp_path / "g"), device="cuda"))))
+    torch.manual_seed(config.seed)  # as train() does before it builds the network
+    initial = HeadRegressor(width=32).state_dict()
+    for name, value in cpu.items():
+        assert gpu[name].device.type == "cpu"
+        moved = (value - initial[name]).norm()
+        assert (gpu[name] - value).norm() <= 0.2 * moved + 1e-6, name
 
 
 def test_predict_head_fit_is_a_valid_init(model, obama_face) -> None:

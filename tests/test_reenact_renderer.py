@@ -207,7 +207,9 @@ def test_feature_matching_and_perceptual_losses_backpropagate() -> None:
 
 
 # -- training -----------------------------------------------------------------------------------
-def _train(tmp_path=None, *, steps=2, face_steps=1, temporal=True, face=True, data=None, **kw):
+def _train(
+    tmp_path=None, *, steps=2, face_steps=1, temporal=True, face=True, data=None, device="cpu", **kw
+):
     renderer = RendererConfig(size=32, temporal=temporal, face=face, **TINY)
     config = ReenactTrainConfig(
         steps=steps, face_steps=face_steps, ndf=4, face_ndf=4, checkpoint_every=2, **kw
@@ -218,7 +220,7 @@ def _train(tmp_path=None, *, steps=2, face_steps=1, temporal=True, face=True, da
         renderer,
         config,
         perceptual=_TinyFeatures(),
-        device="cpu",
+        device=device,
         checkpoint_dir=tmp_path,
         progress=False,
         resume=tmp_path is not None,
@@ -236,8 +238,20 @@ def test_prepare_data() -> None:
     assert data.stats is not None and data.stats.image_size == (32, 32)
 
 
-def test_trainer_runs_three_steps_with_every_component(tmp_path) -> None:
-    result = _train(tmp_path, steps=2, face_steps=1)
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_trainer_runs_three_steps_with_every_component(tmp_path, device) -> None:
+    result = _train(tmp_path, steps=2, face_steps=1, device=device)
+    # Trained where asked, returned on the CPU.
+    assert next(result.generator.parameters()).device.type == "cpu"
     assert len(result.history) == 3
     assert {"g_gan", "g_fm", "g_perceptual", "d", "l1"} <= set(result.history[0])
     assert {"face_gan", "face_perceptual", "face_d"} <= set(result.history[2])
