@@ -101,7 +101,12 @@ def compare_runs(reference: dict, other: dict, seed: int = 0) -> dict:
     shared = [name for name in ours if name in theirs]
     if not shared:
         raise ValueError("the two runs scored no input in common")
-    methods = [m for m in ours[shared[0]] if isinstance(ours[shared[0]][m], dict)]
+    first = shared[0]
+    methods = [
+        m
+        for m in ours[first]
+        if isinstance(ours[first][m], dict) and all(m in theirs[name] for name in shared)
+    ]
     out = {"inputs": len(shared)}
     for method in methods:
         rows = {

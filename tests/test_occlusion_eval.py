@@ -169,6 +169,10 @@ def test_two_real_image_runs_are_paired_by_input() -> None:
     assert (iou["better"], iou["worse"]) == (1, 1)
     kp = result["network + refine"]["kp_error"]
     assert kp["diff"] == pytest.approx(-0.005) and (kp["better"], kp["worse"]) == (1, 0)
+    # A method only one run scored (an extra refinement variant) is left out, not an error.
+    reference["images"][0]["refine 0/0/20"] = reference["images"][0]["network + refine"]
+    assert set(script.compare_runs(reference, other)) == {"inputs", "network + refine"}
+    assert set(script.compare_runs(other, reference)) == {"inputs", "network + refine"}
     rows = {"a": {"pve": [100.0, 120.0]}, "c": {"pve": [90.0, 125.0]}}
     pve = script.paired_summary(rows, "a", better_sign={"pve": -1.0})["c"]["pve"]
     assert pve["diff"] == pytest.approx(-2.5) and (pve["better"], pve["worse"]) == (1, 1)
