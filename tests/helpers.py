@@ -5,6 +5,12 @@ from __future__ import annotations
 import struct
 import zlib
 
+import numpy as np
+import torch
+
+from recon3d.keypoints.base import FaceLandmarks
+from recon3d.models.head import interpolate_surface
+
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
@@ -21,3 +27,30 @@ def png_header_only(width: int, height: int) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def synthetic_face(model, seed: int, camera):
+    """Landmarks of a random head seen by ``camera``, as MediaPipe would report them."""
+    rng = np.random.default_rng(seed)
+    identity = rng.normal(0, 1, model.num_identity).astype(np.float32)
+    expression = np.zeros(model.num_expression, np.float32)
+    expression[model.expression_labels.index("jawOpen")] = rng.uniform(0, 0.4)
+    expression[model.expression_labels.index("mouthSmileLeft")] = rng.uniform(0, 0.5)
+    yaw, pitch = np.radians(rng.uniform(-30, 30)), np.radians(rng.uniform(-15, 15))
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rx = np.array(
+        [[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]]
+    )
+    rotation = ry @ rx
+    translation = np.array([rng.uniform(-0.05, 0.05), 0.1, rng.uniform(0.6, 1.0)])
+    with torch.no_grad():
+        verts = model.vertices(
+            torch.from_numpy(identity)[None], torch.from_numpy(expression)[None]
+        )[0].numpy()
+    cam_verts = verts @ rotation.T + translation
+    pts3 = interpolate_surface(cam_verts, model.faces, model.landmarks["mediapipe478"])
+    uv = camera.project(pts3)
+    z_px = (pts3[:, 2] - pts3[:, 2].mean()) * camera.focal / pts3[:, 2].mean()
+    points = np.c_[uv, z_px].astype(np.float32)
+    box = np.r_[uv.min(0), uv.max(0)].astype(np.float32)
+    return FaceLandmarks(points=points, box=box, score=1.0), cam_verts

@@ -680,6 +680,76 @@ def test_training_with_image_crops_and_a_clear_error_without_them(tmp_path) -> N
         train(dataclasses.replace(config, image_size=16, out=str(tmp_path / "run2")))
 
 
+def _projected_person(model, pose: np.ndarray, K: np.ndarray, size: tuple[int, int]):
+    """Exact landmarks of a posed mean body 4 m in front of the camera, and its silhouette
+    filled by OpenCV (no renderer needed), as MediaPipe would report them."""
+    import cv2
+
+    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
+    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+
+    with torch.no_grad():
+        out = model(torch.zeros(1, model.num_shape), torch.as_tensor(pose)[None])
+    verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
+    kp = model.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
+    points = np.zeros((33, 2), np.float32)
+    world = np.zeros((33, 3), np.float32)
+    visibility = np.zeros(33, np.float32)
+    hips = 0.5 * (kp[model.keypoint("left_hip")] + kp[model.keypoint("right_hip")])
+    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
+        i = POSE_LANDMARKS.index(mp_name)
+        p = K @ kp[model.keypoint(model_name)]
+        points[i] = p[:2] / p[2]
+        world[i] = kp[model.keypoint(model_name)] - hips
+        visibility[i] = 0.99
+    uv = verts @ K.T
+    uv = uv[:, :2] / uv[:, 2:]
+    mask = np.zeros(size[::-1], np.uint8)
+    cv2.fillPoly(mask, list(np.round(uv[model.faces]).astype(np.int32)), 1)
+    ys, xs = np.nonzero(mask)
+    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    return BodyLandmarks(points, visibility, world, mask.astype(np.float32), box)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_network_and_default_refinement_on_cuda_match_the_cpu() -> None:
+    """The shipped network's estimate and the default refinement (with the pose prior) run on
+    a GPU, as ``BodyReconstructionPipeline.to("cuda")`` runs them, and agree with the CPU: the
+    estimate to float rounding, the refined body within a few millimetres."""
+    from recon3d.body_pipeline import REFINE_OPTIONS
+    from recon3d.fitting.body_fit import fit_body
+    from recon3d.models.body import BodyModel
+    from recon3d.models.body_prior import PoseDiscriminator
+
+    K = np.array([[1100.0, 0, 299.5], [0, 1100.0, 449.5], [0, 0, 1]])
+    cpu_model = BodyModel.from_pretrained()
+    pose = np.zeros((cpu_model.num_joints, 3), np.float32)
+    pose[0] = (0.0, 0.4, 0.0)
+    pose[cpu_model.bone("upperarm01.L")] = (0.0, 0.0, -0.9)
+    pose[cpu_model.bone("lowerleg01.R")] = (0.5, 0.0, 0.0)
+    person = _projected_person(cpu_model, pose, K, (600, 900))
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = BodyModel.from_pretrained().to(device)
+        net = BodyRegressor.from_pretrained().to(device).eval()
+        prior = PoseDiscriminator.from_pretrained().to(device)
+        start = predict_fit(net, model, person, K)
+        fit = fit_body(model, person, K, options=REFINE_OPTIONS, init=start, prior=prior)
+        with torch.no_grad():
+            out = model(
+                torch.as_tensor(fit.shape, device=device)[None],
+                torch.as_tensor(fit.pose, device=device)[None],
+                torch.as_tensor(fit.translation, device=device)[None],
+            )
+        results[device] = (start, fit, out.vertices[0].cpu().numpy())
+    (start_c, fit_c, verts_c), (start_g, fit_g, verts_g) = results["cpu"], results["cuda"]
+    np.testing.assert_allclose(start_g.pose, start_c.pose, atol=1e-3)
+    np.testing.assert_allclose(start_g.shape, start_c.shape, atol=1e-3)
+    assert fit_c.keypoint_error_px < 0.05 * fit_c.keypoint_scale_px
+    assert abs(fit_g.keypoint_error_px - fit_c.keypoint_error_px) < 0.5
+    assert np.linalg.norm(verts_g - verts_c, axis=1).mean() < 0.005
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_training_on_cuda_matches_the_cpu(tmp_path) -> None:
     """On a GPU the trainer starts from the CPU run's weights, prior samples and batches (its

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import synthetic_face
 
 from recon3d.camera import Camera
 from recon3d.errors import CorruptedWeightsError, MissingWeightsError
 from recon3d.fitting.head_fit import fit_head
-from recon3d.keypoints.base import FaceLandmarks
 from recon3d.models.head import HeadModel, interpolate_surface
 from recon3d.render.renderer import render_mesh
 from recon3d.weights import load_arrays, verified_path, weights_dir
@@ -23,33 +23,6 @@ DATA = Path(__file__).resolve().parent / "data"
 @pytest.fixture(scope="module")
 def model() -> HeadModel:
     return HeadModel.from_pretrained()
-
-
-def _synthetic_face(model: HeadModel, seed: int, camera: Camera):
-    """Landmarks of a random head seen by ``camera``, as MediaPipe would report them."""
-    rng = np.random.default_rng(seed)
-    identity = rng.normal(0, 1, model.num_identity).astype(np.float32)
-    expression = np.zeros(model.num_expression, np.float32)
-    expression[model.expression_labels.index("jawOpen")] = rng.uniform(0, 0.4)
-    expression[model.expression_labels.index("mouthSmileLeft")] = rng.uniform(0, 0.5)
-    yaw, pitch = np.radians(rng.uniform(-30, 30)), np.radians(rng.uniform(-15, 15))
-    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-    rx = np.array(
-        [[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]]
-    )
-    rotation = ry @ rx
-    translation = np.array([rng.uniform(-0.05, 0.05), 0.1, rng.uniform(0.6, 1.0)])
-    with torch.no_grad():
-        verts = model.vertices(
-            torch.from_numpy(identity)[None], torch.from_numpy(expression)[None]
-        )[0].numpy()
-    cam_verts = verts @ rotation.T + translation
-    pts3 = interpolate_surface(cam_verts, model.faces, model.landmarks["mediapipe478"])
-    uv = camera.project(pts3)
-    z_px = (pts3[:, 2] - pts3[:, 2].mean()) * camera.focal / pts3[:, 2].mean()
-    points = np.c_[uv, z_px].astype(np.float32)
-    box = np.r_[uv.min(0), uv.max(0)].astype(np.float32)
-    return FaceLandmarks(points=points, box=box, score=1.0), cam_verts
 
 
 def _procrustes_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,7 +38,7 @@ def _procrustes_error(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fit_recovers_a_synthetic_head(model, seed):
     camera = Camera.from_image_size(640, 640)
-    landmarks, truth = _synthetic_face(model, seed, camera)
+    landmarks, truth = synthetic_face(model, seed, camera)
     fit = fit_head(model, landmarks, camera.K)
     with torch.no_grad():
         verts = model.vertices(
@@ -213,7 +186,7 @@ def test_depth_window_falls_back_to_the_whole_frame_behind_the_camera():
 def test_fit_refines_from_an_initial_estimate(model):
     """The path a trained network will use: start from an estimate, refine with the same energy."""
     camera = Camera.from_image_size(640, 640)
-    landmarks, truth = _synthetic_face(model, 7, camera)
+    landmarks, truth = synthetic_face(model, 7, camera)
     first = fit_head(model, landmarks, camera.K)
     refined = fit_head(model, landmarks, camera.K, init=first)
     assert refined.reprojection_error_px <= first.reprojection_error_px + 0.05
