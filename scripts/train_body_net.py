@@ -1,8 +1,8 @@
 """Train the body network (recon3d/train/body_net.py) on synthetic shards.
 
-Usage (CPU, one process):
+Usage (one process, on a GPU when there is one; ``--device cpu`` keeps it on the CPU):
     python scripts/train_body_net.py --data data/body_train --out data/body_net_run --epochs 30
-Several processes (DistributedDataParallel; gloo on CPUs, one process per GPU otherwise):
+Several processes (DistributedDataParallel; gloo on CPUs, one process per GPU with NCCL):
     torchrun --nproc_per_node 2 scripts/train_body_net.py --data ... --out ...
 A run resumes from the checkpoint in --out. ``--ship`` copies the final weights to weights/ and
 registers them in weights/manifest.json with the measured metrics given by --metrics (JSON).
