@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import DEVICES, body_landmarks
 
 from recon3d.fitting.body_fit import FREE_BONES, BodyFitOptions, fit_body
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
 from recon3d.texture.layout import mirror_texels, rasterize_uv
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
@@ -342,23 +341,12 @@ def test_layout_level_covers_the_same_islands(body) -> None:
 # -- the fit on a synthetic person ------------------------------------------------------------
 def _synthetic_person(model: BodyModel, pose: np.ndarray, shape: np.ndarray, K, size):
     """Perfect landmarks and mask of a posed body, as MediaPipe would report them."""
-    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
     from recon3d.render.renderer import render_mesh
 
     with torch.no_grad():
         out = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
     verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
-    kp = model.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
-    points = np.zeros((33, 2), np.float32)
-    world = np.zeros((33, 3), np.float32)
-    visibility = np.zeros(33, np.float32)
-    hips = 0.5 * (kp[model.keypoint("left_hip")] + kp[model.keypoint("right_hip")])
-    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
-        i = POSE_LANDMARKS.index(mp_name)
-        p = K @ kp[model.keypoint(model_name)]
-        points[i] = p[:2] / p[2]
-        world[i] = kp[model.keypoint(model_name)] - hips
-        visibility[i] = 0.99
+    points, visibility, world = body_landmarks(model, verts, K)
     mask = render_mesh(verts, model.faces, K, size, depth_only=True).depth > 0
     ys, xs = np.nonzero(mask)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)

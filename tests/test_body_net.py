@@ -684,24 +684,14 @@ def _projected_person(model, pose: np.ndarray, K: np.ndarray, size: tuple[int, i
     """Exact landmarks of a posed mean body 4 m in front of the camera, and its silhouette
     filled by OpenCV (no renderer needed), as MediaPipe would report them."""
     import cv2
+    from helpers import body_landmarks
 
-    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
-    from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
+    from recon3d.keypoints.mediapipe_pose import BodyLandmarks
 
     with torch.no_grad():
         out = model(torch.zeros(1, model.num_shape), torch.as_tensor(pose)[None])
     verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
-    kp = model.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
-    points = np.zeros((33, 2), np.float32)
-    world = np.zeros((33, 3), np.float32)
-    visibility = np.zeros(33, np.float32)
-    hips = 0.5 * (kp[model.keypoint("left_hip")] + kp[model.keypoint("right_hip")])
-    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
-        i = POSE_LANDMARKS.index(mp_name)
-        p = K @ kp[model.keypoint(model_name)]
-        points[i] = p[:2] / p[2]
-        world[i] = kp[model.keypoint(model_name)] - hips
-        visibility[i] = 0.99
+    points, visibility, world = body_landmarks(model, verts, K)
     uv = verts @ K.T
     uv = uv[:, :2] / uv[:, 2:]
     mask = np.zeros(size[::-1], np.uint8)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import synthetic_face
+from helpers import DEVICES, synthetic_face
 
 from recon3d.camera import Camera
 from recon3d.errors import CorruptedWeightsError, MissingWeightsError
@@ -193,16 +193,7 @@ def test_fit_refines_from_an_initial_estimate(model):
     np.testing.assert_allclose(refined.translation, first.translation, atol=0.01)
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_pipeline_runs_on_device(device):
     from recon3d.pipeline import HeadReconstructionPipeline
 

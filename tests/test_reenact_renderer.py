@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import DEVICES
 from torch import nn
 
 from recon3d.errors import CorruptedWeightsError, MissingWeightsError, UnsupportedTargetError
@@ -238,16 +239,7 @@ def test_prepare_data() -> None:
     assert data.stats is not None and data.stats.image_size == (32, 32)
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_trainer_runs_three_steps_with_every_component(tmp_path, device) -> None:
     result = _train(tmp_path, steps=2, face_steps=1, device=device)
     # Trained where asked, returned on the CPU.
