@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import DEVICES
 
 from recon3d.metrics import psnr, ssim
 from recon3d.texture.completion import (
@@ -298,9 +299,11 @@ def tiny_shards(tmp_path_factory, head_geometry):
     return folder
 
 
-def _train_command(data, out, steps: int) -> list[str]:
+def _train_command(data, out, steps: int, device: str = "cpu") -> list[str]:
     return [
         str(ROOT / "scripts" / "train_texture_net.py"),
+        "--device",
+        device,
         "--data",
         str(data),
         "--out",
@@ -321,13 +324,14 @@ def _train_command(data, out, steps: int) -> list[str]:
 
 
 @pytest.mark.skipif(not MOBILENET.exists(), reason="needs the MobileNetV2 file in ../shared")
-def test_train_checkpoint_and_resume(tiny_shards, tmp_path) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_checkpoint_and_resume(tiny_shards, tmp_path, device) -> None:
     from safetensors import safe_open
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
     first = subprocess.run(
-        [sys.executable, *_train_command(tiny_shards, out, 2)],
+        [sys.executable, *_train_command(tiny_shards, out, 2, device)],
         env=env,
         capture_output=True,
         text=True,
@@ -336,7 +340,7 @@ def test_train_checkpoint_and_resume(tiny_shards, tmp_path) -> None:
     assert first.returncode == 0, first.stderr[-2000:]
     assert "step 2" in first.stderr
     second = subprocess.run(
-        [sys.executable, *_train_command(tiny_shards, out, 4)],
+        [sys.executable, *_train_command(tiny_shards, out, 4, device)],
         env=env,
         capture_output=True,
         text=True,

@@ -14,7 +14,8 @@ predict them), a MobileNetV2 perceptual loss, hinge adversarial losses from both
 discriminators, and a left/right symmetry term on texels seen on neither side.
 "Real" textures for the discriminators are the complete procedural textures.
 
-Runs on the CPU or a GPU, alone or under ``torchrun`` (DistributedDataParallel, gloo on CPUs);
+Runs on the CPU or a GPU (``device``), alone or under ``torchrun`` (DistributedDataParallel:
+NCCL with one process per GPU, gloo on CPUs);
 checkpoints every ``checkpoint_every`` steps and resumes from the last one.
 """
 
@@ -36,6 +37,13 @@ from recon3d.texture.completion import (
     NUM_PARTS,
     TextureCompletionNet,
     UVMaps,
+)
+from recon3d.train.adversarial import (
+    data_parallel,
+    distributed_setup,
+    distributed_teardown,
+    training_device,
+    unwrap,
 )
 
 __all__ = [
@@ -71,6 +79,9 @@ class TrainConfig:
     view_size: int = 128
     checkpoint_every: int = 100
     seed: int = 0
+    #: "cpu" (default), "cuda", ...; empty: CUDA when available. Under ``torchrun`` a bare
+    #: "cuda" is each process's ``LOCAL_RANK`` GPU. (CUDA stays opt-in here: this trainer
+    #: renders its views with OpenGL and has not run on a GPU machine yet.)
     device: str = "cpu"
 
 
@@ -199,10 +210,6 @@ def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if hasattr(module, "module") else module
-
-
 class _Data:
     """Shards in memory with the static layout channels of both kinds."""
 
@@ -251,12 +258,8 @@ def train(config: TrainConfig) -> pathlib.Path:
     from recon3d.train.perceptual import MobileNetV2Features
     from recon3d.train.texture_data import body_geometry, head_geometry
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        torch.distributed.init_process_group("gloo")
-    rank = torch.distributed.get_rank() if distributed else 0
-    world = torch.distributed.get_world_size() if distributed else 1
-    device = torch.device(config.device)
+    device = training_device(config.device)
+    distributed, rank, world = distributed_setup(device)
     torch.manual_seed(config.seed + rank)
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,9 +296,9 @@ def train(config: TrainConfig) -> pathlib.Path:
     d_mesh = PatchDiscriminator(4).to(device)
     step = _resume(out, net, d_uv, d_mesh)
     if distributed:
-        net = nn.parallel.DistributedDataParallel(net)
-        d_uv = nn.parallel.DistributedDataParallel(d_uv)
-        d_mesh = nn.parallel.DistributedDataParallel(d_mesh)
+        net = data_parallel(net, device)
+        d_uv = data_parallel(d_uv, device)
+        d_mesh = data_parallel(d_mesh, device)
     opt_g = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(
         [*d_uv.parameters(), *d_mesh.parameters()], lr=config.learning_rate, betas=(0.5, 0.999)
@@ -359,12 +362,10 @@ def train(config: TrainConfig) -> pathlib.Path:
                 means = {k: round(v / config.checkpoint_every, 4) for k, v in totals.items()}
                 rate = config.checkpoint_every / (time.perf_counter() - started)
                 log.info("step %d (%.2f steps/s): %s", step, rate, means)
-                _checkpoint(out, step, _unwrap(net), _unwrap(d_uv), _unwrap(d_mesh), config)
+                _checkpoint(out, step, unwrap(net), unwrap(d_uv), unwrap(d_mesh), config)
             totals = {}
             started = time.perf_counter()
-    if distributed:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    distributed_teardown(distributed)
     return out / "texture_net.safetensors"
 
 
