@@ -702,10 +702,11 @@ def _projected_person(model, pose: np.ndarray, K: np.ndarray, size: tuple[int, i
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_network_and_default_refinement_on_cuda_match_the_cpu() -> None:
-    """The shipped network's estimate and the default refinement (with the pose prior) run on
-    a GPU, as ``BodyReconstructionPipeline.to("cuda")`` runs them, and agree with the CPU: the
-    estimate to float rounding, the refined body within a few millimetres."""
+def test_body_fits_on_cuda_match_the_cpu() -> None:
+    """The shipped network's estimate and the default refinement (with the pose prior), and the
+    fit from scratch (optimisation only), run on a GPU, as ``BodyReconstructionPipeline.to
+    ("cuda")`` runs them, and agree with the CPU: the estimate to float rounding, the fitted
+    bodies within a few millimetres."""
     from recon3d.body_pipeline import REFINE_OPTIONS
     from recon3d.fitting.body_fit import fit_body
     from recon3d.models.body import BodyModel
@@ -724,20 +725,28 @@ def test_network_and_default_refinement_on_cuda_match_the_cpu() -> None:
         net = BodyRegressor.from_pretrained().to(device).eval()
         prior = PoseDiscriminator.from_pretrained().to(device)
         start = predict_fit(net, model, person, K)
-        fit = fit_body(model, person, K, options=REFINE_OPTIONS, init=start, prior=prior)
-        with torch.no_grad():
-            out = model(
-                torch.as_tensor(fit.shape, device=device)[None],
-                torch.as_tensor(fit.pose, device=device)[None],
-                torch.as_tensor(fit.translation, device=device)[None],
-            )
-        results[device] = (start, fit, out.vertices[0].cpu().numpy())
-    (start_c, fit_c, verts_c), (start_g, fit_g, verts_g) = results["cpu"], results["cuda"]
+        fits = {
+            "refined": fit_body(model, person, K, options=REFINE_OPTIONS, init=start, prior=prior),
+            "from scratch": fit_body(model, person, K),
+        }
+        vertices = {}
+        for name, fit in fits.items():
+            with torch.no_grad():
+                out = model(
+                    torch.as_tensor(fit.shape, device=device)[None],
+                    torch.as_tensor(fit.pose, device=device)[None],
+                    torch.as_tensor(fit.translation, device=device)[None],
+                )
+            vertices[name] = out.vertices[0].cpu().numpy()
+        results[device] = (start, fits, vertices)
+    (start_c, fits_c, verts_c), (start_g, fits_g, verts_g) = results["cpu"], results["cuda"]
     np.testing.assert_allclose(start_g.pose, start_c.pose, atol=1e-3)
     np.testing.assert_allclose(start_g.shape, start_c.shape, atol=1e-3)
-    assert fit_c.keypoint_error_px < 0.05 * fit_c.keypoint_scale_px
-    assert abs(fit_g.keypoint_error_px - fit_c.keypoint_error_px) < 0.5
-    assert np.linalg.norm(verts_g - verts_c, axis=1).mean() < 0.005
+    for name, fit_c in fits_c.items():
+        fit_g = fits_g[name]
+        assert fit_c.keypoint_error_px < 0.05 * fit_c.keypoint_scale_px, name
+        assert abs(fit_g.keypoint_error_px - fit_c.keypoint_error_px) < 0.5, name
+        assert np.linalg.norm(verts_g[name] - verts_c[name], axis=1).mean() < 0.005, name
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -165,10 +165,11 @@ def test_network_inputs_channels(head_geometry) -> None:
         network_inputs(texture, observed, conf[:-1], maps)
 
 
-def test_completer_keeps_seen_texels(head_geometry) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_completer_keeps_seen_texels(head_geometry, device) -> None:
     """Whatever the network predicts, well-seen texels keep the photo's colours exactly."""
     torch.manual_seed(0)
-    completer = TextureCompleter(TextureCompletionNet(width=8), head_geometry.maps)
+    completer = TextureCompleter(TextureCompletionNet(width=8), head_geometry.maps, device)
     size = head_geometry.size
     rng = np.random.default_rng(1)
     texture = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -179,6 +180,9 @@ def test_completer_keeps_seen_texels(head_geometry) -> None:
     assert out.shape == texture.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[conf >= 0.25], texture[conf >= 0.25])
     assert (out[conf == 0] != texture[conf == 0]).any()
+    if device != "cpu":  # the same network on the CPU: the same texture, float rounding apart
+        on_cpu = completer.to("cpu")(texture, observed, conf)
+        assert np.abs(out.astype(int) - on_cpu.astype(int)).max() <= 2
 
 
 # ------------------------------------------------------------------------------- metrics

@@ -770,8 +770,9 @@ def _initialise(model, person, K, target_2d, weight, names) -> BodyFit:
     """Rest body rotated onto MediaPipe's world torso (Kabsch) at the distance that matches the
     torso's length in pixels."""
     with torch.no_grad():
-        zeros = torch.zeros(1, model.num_joints, 3, dtype=model.mean_vertices.dtype)
-        out = model(torch.zeros(1, model.num_shape, dtype=zeros.dtype), zeros)
+        like = {"dtype": model.mean_vertices.dtype, "device": model.mean_vertices.device}
+        zeros = torch.zeros(1, model.num_joints, 3, **like)
+        out = model(torch.zeros(1, model.num_shape, **like), zeros)
         rest_kp = model.keypoints(out.vertices)[0].cpu().numpy().astype(np.float64)
     idx = [model.keypoint(MEDIAPIPE_TO_MODEL[n]) for n in _TORSO]
     mp_idx = [POSE_LANDMARKS.index(n) for n in _TORSO]
