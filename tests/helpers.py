@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from recon3d.keypoints.base import FaceLandmarks
-from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
 from recon3d.models.head import interpolate_surface
 
 #: The devices a device-parametrised test runs on: the CPU always, CUDA where there is a GPU
@@ -65,23 +64,3 @@ def synthetic_face(model, seed: int, camera):
     points = np.c_[uv, z_px].astype(np.float32)
     box = np.r_[uv.min(0), uv.max(0)].astype(np.float32)
     return FaceLandmarks(points=points, box=box, score=1.0), cam_verts
-
-
-def body_landmarks(model, vertices: np.ndarray, K: np.ndarray):
-    """MediaPipe's 33 pose landmarks of a posed body, exact: ``(points (33, 2), visibility (33,),
-    world (33, 3))``, from its (V, 3) camera-frame ``vertices`` and the intrinsics ``K``; the
-    landmarks the body model has no keypoint for are left at zero with visibility 0."""
-    from recon3d.fitting.body_fit import MEDIAPIPE_TO_MODEL
-
-    kp = model.keypoints(torch.as_tensor(vertices, dtype=torch.float32)[None])[0].numpy()
-    points = np.zeros((33, 2), np.float32)
-    world = np.zeros((33, 3), np.float32)
-    visibility = np.zeros(33, np.float32)
-    hips = 0.5 * (kp[model.keypoint("left_hip")] + kp[model.keypoint("right_hip")])
-    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
-        i = POSE_LANDMARKS.index(mp_name)
-        p = K @ kp[model.keypoint(model_name)]
-        points[i] = p[:2] / p[2]
-        world[i] = kp[model.keypoint(model_name)] - hips
-        visibility[i] = 0.99
-    return points, visibility, world

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import DEVICES, body_landmarks
+from helpers import DEVICES
 
 from recon3d.fitting.body_fit import FREE_BONES, BodyFitOptions, fit_body
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel, axis_angle_to_matrix
 from recon3d.texture.layout import mirror_texels, rasterize_uv
+from recon3d.train.synthetic import exact_person
 
 
 @pytest.fixture(scope="module")
@@ -346,12 +347,39 @@ def _synthetic_person(model: BodyModel, pose: np.ndarray, shape: np.ndarray, K, 
     with torch.no_grad():
         out = model(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None])
     verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
-    points, visibility, world = body_landmarks(model, verts, K)
+    exact = exact_person(model, verts, K, size)
+    points, visibility, world = exact.points, exact.visibility, exact.world
     mask = render_mesh(verts, model.faces, K, size, depth_only=True).depth > 0
     ys, xs = np.nonzero(mask)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
     person = BodyLandmarks(points, visibility, world, mask.astype(np.float32), box)
     return person, verts
+
+
+def test_exact_person_silhouette_matches_the_render(body) -> None:
+    """``exact_person``'s silhouette (projected triangles filled by OpenCV) is the rendered one
+    up to edge pixels, its landmarks are the projected keypoints, and a body outside the photo
+    is refused."""
+    from recon3d.render.renderer import render_mesh
+
+    size = (400, 600)
+    K = np.array([[700.0, 0, 199.5], [0, 700.0, 299.5], [0, 0, 1]])
+    pose = np.zeros((body.num_joints, 3), np.float32)
+    pose[body.bone("upperarm01.R")] = (0.0, 0.0, 0.8)
+    with torch.no_grad():
+        out = body(torch.zeros(1, body.num_shape), torch.as_tensor(pose)[None])
+    verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
+    person = exact_person(body, verts, K, size)
+    rendered = render_mesh(verts, body.faces, K, size, depth_only=True).depth > 0
+    mask = person.mask > 0.5
+    assert (mask & rendered).sum() / (mask | rendered).sum() > 0.93  # 0.95: edge pixels
+    nose = POSE_LANDMARKS.index("nose")
+    keypoints = body.keypoints(torch.as_tensor(verts, dtype=torch.float32)[None])[0].numpy()
+    projected = K @ keypoints[body.keypoint("nose")]
+    np.testing.assert_allclose(person.points[nose], projected[:2] / projected[2], atol=1e-3)
+    assert person.visibility[nose] > 0.5 and person.world.shape == (33, 3)
+    with pytest.raises(ValueError, match="outside the photo"):
+        exact_person(body, verts + (50.0, 0, 0), K, size)
 
 
 def test_fit_recovers_a_synthetic_pose(body) -> None:

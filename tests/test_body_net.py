@@ -681,24 +681,12 @@ def test_training_with_image_crops_and_a_clear_error_without_them(tmp_path) -> N
 
 
 def _projected_person(model, pose: np.ndarray, K: np.ndarray, size: tuple[int, int]):
-    """Exact landmarks of a posed mean body 4 m in front of the camera, and its silhouette
-    filled by OpenCV (no renderer needed), as MediaPipe would report them."""
-    import cv2
-    from helpers import body_landmarks
-
-    from recon3d.keypoints.mediapipe_pose import BodyLandmarks
+    """Exact landmarks and silhouette of a posed mean body 4 m in front of the camera."""
+    from recon3d.train.synthetic import exact_person
 
     with torch.no_grad():
         out = model(torch.zeros(1, model.num_shape), torch.as_tensor(pose)[None])
-    verts = out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0)
-    points, visibility, world = body_landmarks(model, verts, K)
-    uv = verts @ K.T
-    uv = uv[:, :2] / uv[:, 2:]
-    mask = np.zeros(size[::-1], np.uint8)
-    cv2.fillPoly(mask, list(np.round(uv[model.faces]).astype(np.int32)), 1)
-    ys, xs = np.nonzero(mask)
-    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-    return BodyLandmarks(points, visibility, world, mask.astype(np.float32), box)
+    return exact_person(model, out.vertices[0].numpy().astype(np.float64) + (0, 0, 4.0), K, size)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

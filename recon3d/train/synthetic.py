@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from recon3d.fitting.body_fit import FREE_BONES, MEDIAPIPE_TO_MODEL
-from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS
+from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.models.body_net import MASK_SIZE, network_inputs
 
@@ -136,6 +136,53 @@ def random_sample(
         offset = rng.uniform(-0.08, 0.08, 2) * np.array([w, h]) * depth / f
     translation = np.array([offset[0], offset[1], depth]) - centre
     return SyntheticSample(shape, pose, translation, K)
+
+
+def exact_person(
+    model: BodyModel, vertices: np.ndarray, K: np.ndarray, image_size: tuple[int, int]
+) -> BodyLandmarks:
+    """What MediaPipe's pose model would report for a body, without its errors: for tests and
+    benchmarks that need a person without running the detector.
+
+    Args:
+        model: the body model.
+        vertices: (V, 3) the posed body in the camera frame (OpenCV axes, metres, z > 0).
+        K: (3, 3) intrinsics.
+        image_size: (width, height) of the photo.
+    Returns:
+        the landmarks the body model has a keypoint for, projected (visibility 0.99; the others
+        at zero, unseen), the world landmarks around the hips' midpoint, and the silhouette of
+        the projected triangles (filled by OpenCV: the rendered silhouette up to its edge
+        pixels) as the mask.
+    """
+    import cv2
+
+    keypoints = model.keypoints(torch.as_tensor(vertices, dtype=torch.float32)[None])[0]
+    keypoints = keypoints.cpu().numpy().astype(np.float64)
+    points = np.zeros((len(POSE_LANDMARKS), 2), np.float32)
+    world = np.zeros((len(POSE_LANDMARKS), 3), np.float32)
+    visibility = np.zeros(len(POSE_LANDMARKS), np.float32)
+    hips = 0.5 * (keypoints[model.keypoint("left_hip")] + keypoints[model.keypoint("right_hip")])
+    for mp_name, model_name in MEDIAPIPE_TO_MODEL.items():
+        i = POSE_LANDMARKS.index(mp_name)
+        point = keypoints[model.keypoint(model_name)]
+        projected = K @ point
+        points[i] = projected[:2] / projected[2]
+        world[i] = point - hips
+        visibility[i] = 0.99
+    uv = np.asarray(vertices, np.float64) @ np.asarray(K, np.float64).T
+    uv = uv[:, :2] / uv[:, 2:]
+    width, height = image_size
+    mask = np.zeros((height, width), np.uint8)
+    # One triangle at a time: fillPoly over many overlapping contours leaves holes where they
+    # overlap. Four fractional bits keep the vertices' sub-pixel positions.
+    for triangle in np.round(uv[model.faces] * 16).astype(np.int32):
+        cv2.fillConvexPoly(mask, triangle, 1, lineType=cv2.LINE_8, shift=4)
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("the body projects outside the photo")
+    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    return BodyLandmarks(points, visibility, world, mask.astype(np.float32), box)
 
 
 def frame_head_and_shoulders(
@@ -393,6 +440,7 @@ __all__ = [
     "MASK_SIZE",
     "SyntheticSample",
     "dress",
+    "exact_person",
     "free_bone_indices",
     "generate_shard",
     "load_backgrounds",
