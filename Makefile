@@ -25,7 +25,7 @@ LDCONFIG := $(firstword $(wildcard /sbin/ldconfig /usr/sbin/ldconfig) ldconfig)
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1 libopengl0 libgl1-mesa-dri libosmesa6
 
 .DEFAULT_GOAL := help
-.PHONY: help venv gl demo test test-slow test-min-deps lint bench bench-body bench-load bench-networks bench-reposer fuzz clean distclean
+.PHONY: help venv gl demo test test-slow test-min-deps lint bench bench-body bench-load bench-networks bench-fit-device bench-reposer fuzz clean distclean
 
 help:
 	@echo "make demo       reconstruct $(DEMO_IMG) -> $(DEMO_DIR)/head.obj (+ .mtl, .png, preview.png)"
@@ -37,6 +37,7 @@ help:
 	@echo "make bench-body benchmarks/bench_body.py (full body: 3 full-body + 2 upper-body photos)"
 	@echo "make bench-load benchmarks/bench_load.py (200 reconstructions, RSS slope)"
 	@echo "make bench-networks benchmarks/bench_networks.py (optimisation vs trained networks, head and body)"
+	@echo "make bench-fit-device benchmarks/bench_fit_device.py (the body's fit stage on the CPU and, where present, CUDA)"
 	@echo "make bench-reposer benchmarks/bench_reposer.py (reposer fps at 256/512, 2 threads; training it/s)"
 	@echo "make fuzz       atheris over the image, weights, export, OpenPose and mocap parsers (FUZZ_SECONDS each)"
 	@echo "make venv       create $(VENV) and install the project (torch first)"
@@ -124,6 +125,9 @@ bench-load: venv gl
 
 bench-networks: venv gl
 	$(VPY) benchmarks/bench_networks.py
+
+bench-fit-device: venv gl
+	$(VPY) benchmarks/bench_fit_device.py
 
 bench-reposer: venv gl
 	$(VPY) benchmarks/bench_reposer.py
