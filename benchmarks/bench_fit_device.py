@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import REPO_ROOT, fmt_bytes, peak_rss_bytes
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name()}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"peak RSS of this process: {peak / 2**20:,.0f} MiB")
+    peak = peak_rss_bytes(resource.RUSAGE_SELF)
+    print(f"peak RSS of this process: {fmt_bytes(peak)}")
     if args.json:
         args.json.write_text(
             json.dumps(
