@@ -157,7 +157,8 @@ def exact_person(
     """
     import cv2
 
-    keypoints = model.keypoints(torch.as_tensor(vertices, dtype=torch.float32)[None])[0]
+    like = {"dtype": torch.float32, "device": model.mean_vertices.device}
+    keypoints = model.keypoints(torch.as_tensor(vertices, **like)[None])[0]
     keypoints = keypoints.cpu().numpy().astype(np.float64)
     points = np.zeros((len(POSE_LANDMARKS), 2), np.float32)
     world = np.zeros((len(POSE_LANDMARKS), 3), np.float32)
