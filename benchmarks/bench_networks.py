@@ -9,15 +9,19 @@ For each photo and each method the same pipeline call is timed (warm, median ove
 * ``network + refine T/P/S`` (``--refine-variants``, bodies): shorter or longer refinements,
   T torso, P pose and S silhouette iterations, the rest as the default refinement.
 
-It prints per-stage medians, the total of the call (decode to completed texture; the export is
-the same for every method and is left out), the ratio of each total to the keypoint front end
-of the same run, the speed-up of each method over optimisation only, the speed-up it would have
-if its fit stage took no time (the bound the shared stages set), and the peak RSS.
+With ``--no-texture`` the calls are geometry only (``texture=False``: no texture projection or
+completion, the stages every method shares and most of a head call).
+
+It prints per-stage medians, the total of the call (decode to completed texture, or to the
+fitted mesh with ``--no-texture``; the export is the same for every method and is left out),
+the ratio of each total to the keypoint front end of the same run, the speed-up of each method
+over optimisation only, the speed-up it would have if its fit stage took no time (the bound
+the shared stages set), and the peak RSS.
 
 Usage::
 
     PYOPENGL_PLATFORM=egl python benchmarks/bench_networks.py [--target body|head|both]
-        [--repeats N] [--json F] [PHOTOS...]
+        [--repeats N] [--no-texture] [--json F] [PHOTOS...]
 """
 
 from __future__ import annotations
@@ -68,27 +72,42 @@ def _pipelines(target: str, refine_variants: list[str]) -> dict[str, tuple[Any, 
 
 
 def bench(
-    target: str, photos: list[Path], repeats: int, refine_variants: list[str] = ()
+    target: str,
+    photos: list[Path],
+    repeats: int,
+    refine_variants: list[str] = (),
+    texture: bool = True,
 ) -> list[dict[str, Any]]:
     pipes = _pipelines(target, list(refine_variants))
     rows = []
     for photo in photos:
         for method, (pipe, refine) in pipes.items():
-            pipe(photo, refine=refine, progress=False)  # warm-up: graphs, layouts, caches
+            # warm-up: graphs, layouts, caches
+            pipe(photo, refine=refine, progress=False, texture=texture)
             runs = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                rec = pipe(photo, refine=refine, progress=False)
+                rec = pipe(photo, refine=refine, progress=False, texture=texture)
                 total = time.perf_counter() - start
                 runs.append({**{k: float(v) for k, v in rec.timings.items()}, "total": total})
             median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             median["ratio"] = median["total"] / median["front end"]
-            rows.append({"target": target, "photo": photo.name, "method": method, **median})
+            rows.append(
+                {
+                    "target": target,
+                    "photo": photo.name,
+                    "method": method,
+                    "texture": texture,
+                    **median,
+                }
+            )
     return rows
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    stages = [k for k in rows[0] if k not in ("target", "photo", "method", "total", "ratio")]
+    stages = [
+        k for k in rows[0] if k not in ("target", "photo", "method", "texture", "total", "ratio")
+    ]
     header = f"{'photo':<16}{'method':<26}" + "".join(f"{s[:10]:>11}" for s in stages)
     header += f"{'total':>9}{'tot/fe':>8}{'speed-up':>10}"
     print(header)
@@ -116,7 +135,8 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             f"{statistics.median(base_fits) / statistics.median(fits):.1f}x, "
             f"{statistics.median(ceilings):.2f}x with a free fit"
         )
-    print("seconds, median over repeats; total = the pipeline call (decode to completed texture)")
+    end = "completed texture" if rows[0]["texture"] else "fitted mesh, no texture"
+    print(f"seconds, median over repeats; total = the pipeline call (decode to {end})")
     print(
         "with a free fit: optimisation only's total over this method's total less its fit stage,"
         " the largest speed-up any fit could give with these shared stages"
@@ -130,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--texture",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time textured calls (default) or geometry-only ones (--no-texture)",
+    )
+    parser.add_argument(
         "--refine-variants",
         nargs="*",
         default=[],
@@ -141,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         names = BODY_PHOTOS if target == "body" else HEAD_PHOTOS
         photos = args.photos or [REPO_ROOT / "tests" / "data" / n for n in names]
-        result = bench(target, photos, args.repeats, args.refine_variants)
-        print(f"\n{target}: optimisation only vs the trained network (same run)")
+        result = bench(target, photos, args.repeats, args.refine_variants, args.texture)
+        kind = "" if args.texture else ", geometry only (texture=False)"
+        print(f"\n{target}: optimisation only vs the trained network (same run{kind})")
         print_rows(result)
         rows += result
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -167,6 +167,7 @@ def reconstruct_many(
     face_index: int = 0,
     person_index: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    texture: bool = True,
     on_result: Callable[[BatchSuccess | BatchFailure], None] | None = None,
 ) -> BatchResult:
     """Reconstruct every image in ``images``; bad inputs are reported, never fatal.
@@ -179,8 +180,8 @@ def reconstruct_many(
         format: ``".obj"``, ``".glb"`` or ``".ply"`` (the dot is optional).
         keep: keep each :class:`~recon3d.reconstruction.Reconstruction` in the result
             (default: only when nothing is exported, so big batches stay small in memory).
-        target, device, face_index, person_index, max_pixels: as for
-            :func:`recon3d.reconstruct`.
+        target, device, face_index, person_index, max_pixels, texture: as for
+            :func:`recon3d.reconstruct` (``texture=False``: geometry only, faster).
         on_result: called with each success or failure as soon as it is known (from the
             worker thread, in completion order), e.g. to print progress.
 
@@ -225,6 +226,7 @@ def reconstruct_many(
                 face_index=face_index,
                 person_index=person_index,
                 max_pixels=max_pixels,
+                texture=texture,
             )
             outputs = []
             if folder is not None:

@@ -24,13 +24,12 @@ from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
 from recon3d.models.body import BodyModel
 from recon3d.models.body_net import BodyRegressor, predict_fit
 from recon3d.models.body_prior import PoseDiscriminator
-from recon3d.pipeline import decoded
+from recon3d.pipeline import GEOMETRY_STAGES, STAGES, decoded
 from recon3d.reconstruction import Reconstruction
 from recon3d.skeleton import Skeleton
 from recon3d.texture.completion import TextureCompleter, complete
 from recon3d.texture.projection import project_texture
 
-STAGES = ("decode", "front end", "fit", "texture", "completion")
 #: Whether :meth:`BodyReconstructionPipeline.from_pretrained` (and so ``reconstruct``) starts
 #: from the body network. Measured in docs/body_network.md: against the fit from scratch it
 #: lowers the 3D error on held-out synthetic people and completes hidden limbs of real photos
@@ -253,6 +252,7 @@ class BodyReconstructionPipeline:
         person: BodyLandmarks | None = None,
         refine: bool = True,
         complete_texture: bool = True,
+        texture: bool = True,
     ) -> Reconstruction:
         """Reconstruct the full body of one person in ``image``.
 
@@ -273,12 +273,15 @@ class BodyReconstructionPipeline:
             complete_texture: complete what the photo did not see with the trained network
                 (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
                 alpha.
+            texture: project the photo onto the mesh's texture and complete it (default);
+                ``False`` gives the geometry alone (``rec.texture`` is None), without the
+                texture stages.
         Raises:
             InvalidImageError / ImageTooLargeError: the input is not a usable image.
             NoPersonFound: nobody (or fewer than ``person_index + 1`` people) was found.
         """
         timings: dict[str, float] = {}
-        with stages(STAGES, progress) as stage:
+        with stages(STAGES if texture else GEOMETRY_STAGES, progress) as stage:
             with stage("decode", timings):
                 loaded = decoded(image, max_pixels)
                 pixels = loaded.pixels
@@ -322,19 +325,21 @@ class BodyReconstructionPipeline:
                         prior=self.prior if options.adversarial_weight else None,
                     )
                 vertices, joints = self._posed(fit)
-            with stage("texture", timings):
-                tex = project_texture(
-                    pixels,
-                    vertices,
-                    self.model.faces,
-                    camera.K,
-                    self.model.texture_layout,
-                    person_mask=person.mask,
-                )
-            with stage("completion", timings):
-                tex = dataclasses.replace(
-                    tex, texture=complete(self.completer if complete_texture else None, tex)
-                )
+            tex = None
+            if texture:
+                with stage("texture", timings):
+                    tex = project_texture(
+                        pixels,
+                        vertices,
+                        self.model.faces,
+                        camera.K,
+                        self.model.texture_layout,
+                        person_mask=person.mask,
+                    )
+                with stage("completion", timings):
+                    tex = dataclasses.replace(
+                        tex, texture=complete(self.completer if complete_texture else None, tex)
+                    )
         rec = self._result(fit, person, camera, pixels, vertices, joints, tex, timings)
         rec.params["face_landmarks"] = None if face is None else face.points
         rec.params["hand_landmarks"] = hands
@@ -392,8 +397,8 @@ class BodyReconstructionPipeline:
             vertices=vertices.astype(np.float32),
             faces=model.faces,
             uv=model.uv[model.face_uv],
-            texture=tex.texture,
-            texture_confidence=tex.confidence,
+            texture=None if tex is None else tex.texture,
+            texture_confidence=None if tex is None else tex.confidence,
             camera=camera,
             params=params,
             target="body",

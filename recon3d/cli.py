@@ -27,6 +27,13 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.raw_texture and not args.texture:
+        print(
+            "error: --raw-texture keeps the photo's projection as the texture, which "
+            "--no-texture turns off; drop one of them",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.refine is False and args.network is False:
         print(
             "error: --no-refine gives the network's estimate alone, which --no-network turns "
@@ -51,6 +58,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             person_index=args.person_index,
             progress=not args.quiet,
             complete_texture=not args.raw_texture,
+            texture=args.texture,
             use_network=args.network,
             refine=args.refine is not False,
         )
@@ -195,6 +203,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             target=args.target,
             face_index=args.face_index,
             person_index=args.person_index,
+            texture=args.texture,
             on_result=progress,
         )
     except (Recon3dError, ValueError) as exc:
@@ -293,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
         "completing the unseen parts with the texture network",
     )
     rec.add_argument(
+        "--texture",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="texture the mesh from the photo (default), or write the geometry alone "
+        "(--no-texture: faster, most of all for heads)",
+    )
+    rec.add_argument(
         "--network",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -345,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--person-index", type=int, default=0, help="which person, by face size (default: 0)"
+    )
+    batch.add_argument(
+        "--texture",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="texture each mesh from its photo (default), or write the geometry alone "
+        "(--no-texture: faster)",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="only the final report")
     batch.set_defaults(func=_cmd_batch)

@@ -19,7 +19,8 @@ _MAX_OVERLAY_SIDE = 1024
 
 @dataclass
 class Reconstruction:
-    """A textured mesh of the person in a photo, in that photo's camera frame.
+    """A textured mesh of the person in a photo, in that photo's camera frame (untextured when
+    reconstructed with ``texture=False``).
 
     Attributes:
         vertices: (V, 3) float32, metres, OpenCV camera frame of the photo (x right, y down,
@@ -29,9 +30,10 @@ class Reconstruction:
             bottom-left, glTF/OBJ convention).
         texture: (T, T, 3) uint8 RGB texture in the model's UV layout, with the parts the photo
             did not see completed by the texture network; (T, T, 4) RGBA with
-            ``complete_texture=False``: the photo's projection alone, alpha = visibility.
+            ``complete_texture=False``: the photo's projection alone, alpha = visibility;
+            None with ``texture=False`` (geometry only).
         texture_confidence: (T, T) float32 in [0, 1]: how directly each texel was seen in the
-            photo (0 where the texture was completed).
+            photo (0 where the texture was completed); None without a texture.
         camera: the photo's pinhole camera.
         params: model parameters (``identity``, ``expression``, ``rotation``, ``translation``...).
         target: ``"head"`` or ``"body"``.
@@ -50,8 +52,8 @@ class Reconstruction:
     vertices: np.ndarray
     faces: np.ndarray
     uv: np.ndarray
-    texture: np.ndarray
-    texture_confidence: np.ndarray
+    texture: np.ndarray | None
+    texture_confidence: np.ndarray | None
     camera: Camera
     params: dict[str, Any]
     target: str
@@ -65,9 +67,24 @@ class Reconstruction:
     def __repr__(self) -> str:
         return (
             f"Reconstruction(target={self.target!r}, vertices={self.vertices.shape}, "
-            f"faces={self.faces.shape}, texture={self.texture.shape}, "
+            f"faces={self.faces.shape}, "
+            f"texture={None if self.texture is None else self.texture.shape}, "
             f"image={self.image.shape[1]}x{self.image.shape[0]})"
         )
+
+    @property
+    def has_texture(self) -> bool:
+        """False for a geometry-only reconstruction (``texture=False``)."""
+        return self.texture is not None
+
+    def _require_texture(self, what: str) -> None:
+        if self.texture is None:
+            from recon3d.errors import UnsupportedTargetError
+
+            raise UnsupportedTargetError(
+                f"{what} needs a textured reconstruction; this one was made with "
+                "texture=False (geometry only): reconstruct again with texture=True"
+            )
 
     # -- geometry -------------------------------------------------------------------------
     def project(self, points: np.ndarray) -> np.ndarray:
@@ -98,13 +115,19 @@ class Reconstruction:
 
     # -- mesh export ----------------------------------------------------------------------
     def to_trimesh(self):
-        """A textured ``trimesh.Trimesh`` (vertices split where the UV layout has seams).
+        """A textured ``trimesh.Trimesh`` (vertices split where the UV layout has seams); without
+        a texture the plain mesh, vertices and faces as they are.
 
         Body meshes carry their rig in ``mesh.metadata["skeleton"]`` (a
-        :class:`~recon3d.skeleton.Skeleton` matching the split vertices)."""
+        :class:`~recon3d.skeleton.Skeleton` matching the mesh's vertices)."""
         import trimesh
         from PIL import Image
 
+        if self.texture is None:
+            mesh = trimesh.Trimesh(vertices=self.vertices, faces=self.faces, process=False)
+            if self.skeleton is not None:
+                mesh.metadata["skeleton"] = self.skeleton
+            return mesh
         corner_uv = self.uv.reshape(-1, 2)
         corner_vertex = self.faces.reshape(-1)
         # One output vertex per distinct (vertex, uv) pair, so per-vertex UVs are exact.
@@ -125,8 +148,9 @@ class Reconstruction:
 
     def export(self, path: str | os.PathLike) -> list[pathlib.Path]:
         """Write the textured mesh; the format follows the extension (``.obj`` with ``.mtl`` and
-        ``.png`` beside it, ``.glb`` self-contained, ``.ply`` with vertex colours). Files are
-        written atomically: on error nothing is left at the output paths.
+        ``.png`` beside it, ``.glb`` self-contained, ``.ply`` with vertex colours; a geometry-only
+        reconstruction writes the mesh alone). Files are written atomically: on error nothing is
+        left at the output paths.
 
         Returns:
             Every path written.
@@ -153,7 +177,8 @@ class Reconstruction:
         Returns:
             (size, size, 3) uint8 RGB frames, one per driving frame.
         Raises:
-            UnsupportedTargetError: a head reconstruction (re-posing needs the body).
+            UnsupportedTargetError: a head reconstruction (re-posing needs the body), or one
+                without a texture (the re-poser learns the person's appearance from it).
         """
         from recon3d.errors import UnsupportedTargetError
         from recon3d.reenact.reposer import Reposer
@@ -163,6 +188,7 @@ class Reconstruction:
                 f"re-posing needs a body reconstruction, this one is a {self.target} "
                 "(reconstruct with target='body')"
             )
+        self._require_texture("re-posing")
         if reposer is None:
             reposer = Reposer.fit(self, progress=progress, **fit_kwargs)
         elif fit_kwargs:
@@ -176,7 +202,7 @@ class Reconstruction:
         pitch: float = 0.0,
         *,
         size: int = 512,
-        shading: str = "texture",
+        shading: str | None = None,
         background: tuple[int, int, int] = (255, 255, 255),
     ) -> np.ndarray:
         """Render the mesh from a viewpoint orbiting its centre.
@@ -186,15 +212,22 @@ class Reconstruction:
                 Positive values move the viewpoint to the person's left (the viewer's right).
             pitch: degrees; positive values look from above.
             size: output is ``size`` x ``size`` pixels.
-            shading: ``"texture"`` (unlit texture colours) or ``"geometry"`` (lit grey).
+            shading: ``"texture"`` (unlit texture colours) or ``"geometry"`` (lit grey); None
+                (default): the texture when there is one, else the geometry.
             background: RGB of empty pixels.
         Returns:
             (size, size, 3) uint8 RGB image.
+        Raises:
+            UnsupportedTargetError: ``shading="texture"`` without a texture.
         """
         from recon3d.render.renderer import look_at_intrinsics, render_mesh
 
+        if shading is None:
+            shading = "texture" if self.has_texture else "geometry"
         if shading not in ("texture", "geometry"):
             raise ValueError(f"shading must be 'texture' or 'geometry', got {shading!r}")
+        if shading == "texture":
+            self._require_texture("shading='texture'")
         centre = 0.5 * (self.vertices.min(0) + self.vertices.max(0))
         rot = _orbit_rotation(yaw, pitch)
         radius = float(np.linalg.norm(self.vertices - centre, axis=1).max())
@@ -237,9 +270,12 @@ class Reconstruction:
         """
         from recon3d.render.renderer import render_mesh
 
+        if shading not in ("texture", "geometry"):
+            raise ValueError(f"shading must be 'texture' or 'geometry', got {shading!r}")
         small = self.camera.bounded(_MAX_OVERLAY_SIDE)
         K, rw, rh = small.K, small.width, small.height
         if shading == "texture":
+            self._require_texture("shading='texture'")
             mesh = self.to_trimesh()
             out = render_mesh(
                 np.asarray(mesh.vertices),
@@ -258,8 +294,8 @@ class Reconstruction:
         return blended.astype(np.uint8)
 
     def preview(self, size: int = 384) -> np.ndarray:
-        """A strip for people: photo crop, geometry overlay, then textured views from the front,
-        the side (60°) and the back (180°), each ``size`` pixels tall.
+        """A strip for people: photo crop, geometry overlay, then textured views (grey without a
+        texture) from the front, the side (60°) and the back (180°), each ``size`` pixels tall.
 
         Returns:
             (size, 5 * size, 3) uint8 image.
