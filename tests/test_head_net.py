@@ -356,3 +356,20 @@ def test_torchrun_two_processes_train_and_resume(shards, tmp_path) -> None:
     from safetensors.torch import load_file
 
     HeadRegressor(width=32).load_state_dict(load_file(str(run / "head_net.safetensors")))
+
+
+def test_surface_basis_cache_follows_the_buffers() -> None:
+    from recon3d.models.head import HeadModel
+
+    model = HeadModel.from_pretrained()  # its own instance: the buffers are changed below
+    first = model.surface_basis("mediapipe478")
+    assert model.surface_basis("mediapipe478") is first
+    for cached, fresh in zip(first, model._restricted_basis("mediapipe478"), strict=True):
+        torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
+    with torch.no_grad():
+        model.mean_vertices += 0.01  # in place: same storage, a new version
+    moved = model.surface_basis("mediapipe478")
+    torch.testing.assert_close(moved[0], first[0] + 0.01)
+    double = model.to(torch.float64).surface_basis("mediapipe478")
+    assert all(t.dtype == torch.float64 for t in double)
+    assert model.surface_basis("ibug68")[0].shape == (68, 3)

@@ -372,7 +372,10 @@ def _convert_pil(img: Image.Image, *, source: str, max_pixels: int) -> LoadedIma
 
 def _exif_upright(img: Image.Image, source: str) -> Image.Image:
     try:
-        return ImageOps.exif_transpose(img)
+        # In place: without an orientation to undo this is a no-op, where the copying form
+        # duplicated every photo's pixels (a few ms per megapixel).
+        ImageOps.exif_transpose(img, in_place=True)
+        return img
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - the pixels are already decoded and fine
