@@ -97,7 +97,7 @@ def bench(
                     "target": target,
                     "photo": photo.name,
                     "method": method,
-                    "texture": texture,
+                    "textured": texture,
                     **median,
                 }
             )
@@ -106,7 +106,7 @@ def bench(
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     stages = [
-        k for k in rows[0] if k not in ("target", "photo", "method", "texture", "total", "ratio")
+        k for k in rows[0] if k not in ("target", "photo", "method", "textured", "total", "ratio")
     ]
     header = f"{'photo':<16}{'method':<26}" + "".join(f"{s[:10]:>11}" for s in stages)
     header += f"{'total':>9}{'tot/fe':>8}{'speed-up':>10}"
@@ -135,7 +135,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             f"{statistics.median(base_fits) / statistics.median(fits):.1f}x, "
             f"{statistics.median(ceilings):.2f}x with a free fit"
         )
-    end = "completed texture" if rows[0]["texture"] else "fitted mesh, no texture"
+    end = "completed texture" if rows[0]["textured"] else "fitted mesh, no texture"
     print(f"seconds, median over repeats; total = the pipeline call (decode to {end})")
     print(
         "with a free fit: optimisation only's total over this method's total less its fit stage,"
