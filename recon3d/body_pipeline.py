@@ -17,7 +17,7 @@ import torch
 from recon3d._progress import stages
 from recon3d._threads import torch_single_threaded
 from recon3d.camera import Camera
-from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body
+from recon3d.fitting.body_fit import BodyFit, BodyFitOptions, fit_body, keypoint_error
 from recon3d.io import DEFAULT_MAX_PIXELS
 from recon3d.keypoints.base import FaceLandmarkDetector, FaceLandmarks
 from recon3d.keypoints.mediapipe_pose import POSE_LANDMARKS, BodyLandmarks
@@ -325,6 +325,17 @@ class BodyReconstructionPipeline:
                         prior=self.prior if options.adversarial_weight else None,
                     )
                 vertices, joints = self._posed(fit)
+                if not np.isfinite(fit.keypoint_error_px):
+                    # The network's estimate alone runs no fit: measure it as a fit would.
+                    error, scale = keypoint_error(
+                        self.model,
+                        vertices,
+                        person,
+                        camera.K,
+                        hands=hands,
+                        options=self.refine_options,
+                    )
+                    fit = dataclasses.replace(fit, keypoint_error_px=error, keypoint_scale_px=scale)
             tex = None
             if texture:
                 with stage("texture", timings):

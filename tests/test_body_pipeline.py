@@ -153,3 +153,33 @@ def test_obj_export_round_trip(body_reconstructions, tmp_path) -> None:
     np.testing.assert_allclose(
         np.sort(loaded.vertices, axis=0), np.sort(mesh.vertices, axis=0), atol=1e-5
     )
+
+
+def test_keypoint_error_is_the_fits_own_and_measures_the_network_alone(
+    body_reconstructions,
+) -> None:
+    from recon3d.fitting.body_fit import keypoint_error
+    from recon3d.pipeline import default_body_pipeline
+
+    pipe = default_body_pipeline()
+    rec = body_reconstructions["camera.png"]
+    person = pipe.detect(rec.image)
+    error, scale = keypoint_error(
+        pipe.model,
+        rec.vertices,
+        person,
+        rec.camera.K,
+        hands=rec.params["hand_landmarks"],
+        options=pipe.refine_options,
+    )
+    assert error == rec.params["keypoint_error_px"]
+    assert scale == rec.params["torso_length_px"]
+    alone = pipe(DATA / "camera.png", refine=False, texture=False)
+    assert np.isfinite(alone.params["keypoint_error_px"])
+    assert alone.params["torso_length_px"] == scale
+    # The refinement fits the keypoints; the network alone lands near them too.
+    assert error < alone.params["keypoint_error_px"] < 0.2 * scale
+    with pytest.raises(ValueError, match=r"vertices of shape"):
+        keypoint_error(pipe.model, rec.vertices[:10], person, rec.camera.K)
+    with pytest.raises(ValueError, match=r"K of shape"):
+        keypoint_error(pipe.model, rec.vertices, person, np.eye(4))

@@ -278,24 +278,10 @@ def fit_body(
     dtype = model.mean_vertices.dtype
     h, w = person.mask.shape
 
-    mp_index = [POSE_LANDMARKS.index(k) for k in MEDIAPIPE_TO_MODEL]
     model_index = torch.as_tensor([model.keypoint(v) for v in MEDIAPIPE_TO_MODEL.values()])
-    target_2d = person.points[mp_index].astype(np.float64)
-    if opts.landmarks_outside_frame:
-        seen = person.visibility > opts.visibility_threshold
-    else:
-        seen = person.visible(opts.visibility_threshold)
-    weight_np = np.where(seen[mp_index], 1.0, 0.0)
-    weight_np *= person.visibility[mp_index]
+    target_2d, weight_np, scale_px = _keypoint_targets(person, hands, opts)
+    seen = _seen_landmarks(person, opts)
     names = list(MEDIAPIPE_TO_MODEL)
-    for side, points in (hands or {}).items():
-        # The hand model's knuckles and wrist are sharper than the pose model's hand points.
-        for name, index in _HAND_POINTS.items():
-            row = names.index(f"{side}_{name}")
-            target_2d[row] = points[index]
-            weight_np[row] = 1.0
-    torso_idx = [names.index(n) for n in _TORSO]
-    scale_px = _torso_length(target_2d[torso_idx], person)
 
     # Working resolution of the silhouette terms.
     work = min(1.0, _WORK_SIDE / max(h, w))
@@ -523,6 +509,76 @@ def fit_body(
         keypoint_scale_px=float(scale_px),
         losses={k: float(v.detach()) for k, v in losses.items()},
     )
+
+
+def _seen_landmarks(person: BodyLandmarks, opts: BodyFitOptions) -> np.ndarray:
+    """(33,) bool: the MediaPipe landmarks the fit counts as seen."""
+    if opts.landmarks_outside_frame:
+        return person.visibility > opts.visibility_threshold
+    return person.visible(opts.visibility_threshold)
+
+
+def _keypoint_targets(
+    person: BodyLandmarks, hands: dict[str, np.ndarray] | None, opts: BodyFitOptions
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The keypoint term's targets: (K, 2) pixel positions of the model keypoints
+    (:data:`MEDIAPIPE_TO_MODEL` order), (K,) weights (0 for landmarks not seen) and the torso
+    length in pixels that normalises the errors."""
+    mp_index = [POSE_LANDMARKS.index(k) for k in MEDIAPIPE_TO_MODEL]
+    target_2d = person.points[mp_index].astype(np.float64)
+    seen = _seen_landmarks(person, opts)
+    weight = np.where(seen[mp_index], 1.0, 0.0)
+    weight *= person.visibility[mp_index]
+    names = list(MEDIAPIPE_TO_MODEL)
+    for side, points in (hands or {}).items():
+        # The hand model's knuckles and wrist are sharper than the pose model's hand points.
+        for name, index in _HAND_POINTS.items():
+            row = names.index(f"{side}_{name}")
+            target_2d[row] = points[index]
+            weight[row] = 1.0
+    torso_idx = [names.index(n) for n in _TORSO]
+    return target_2d, weight, _torso_length(target_2d[torso_idx], person)
+
+
+def keypoint_error(
+    model: BodyModel,
+    vertices: np.ndarray,
+    person: BodyLandmarks,
+    K: np.ndarray,
+    *,
+    hands: dict[str, np.ndarray] | None = None,
+    options: BodyFitOptions | None = None,
+) -> tuple[float, float]:
+    """How far a posed body's keypoints land from the landmarks the fit would use, as
+    :attr:`BodyFit.keypoint_error_px` and :attr:`BodyFit.keypoint_scale_px` report it, for any
+    estimate (e.g. the network's alone, which runs no fit).
+
+    Args:
+        vertices: (V, 3) posed vertices in the camera frame (with any clothing).
+        hands: the hand landmarks the fit was given, if any.
+        options: the fit's options (which landmarks count as seen).
+    Returns:
+        (mean pixel error over the seen landmarks, NaN when none is seen; torso length in
+        pixels).
+    """
+    K = np.asarray(K, np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"expected K of shape (3, 3), got {K.shape}")
+    vertices = np.asarray(vertices)
+    if vertices.shape != (model.num_vertices, 3):
+        raise ValueError(
+            f"expected vertices of shape ({model.num_vertices}, 3), got {vertices.shape}"
+        )
+    target_2d, weight, scale_px = _keypoint_targets(person, hands, options or BodyFitOptions())
+    model_index = [model.keypoint(v) for v in MEDIAPIPE_TO_MODEL.values()]
+    dtype, device = model.mean_vertices.dtype, model.mean_vertices.device
+    with torch.no_grad():
+        posed = torch.as_tensor(vertices, dtype=dtype, device=device)[None]
+        keypoints = model.keypoints(posed)[0][model_index]
+        px = _project(keypoints, torch.as_tensor(K, dtype=dtype, device=device)).cpu().numpy()
+    seen = weight > 0
+    err = np.linalg.norm(px - target_2d, axis=1)
+    return (float(err[seen].mean()) if seen.any() else float("nan")), float(scale_px)
 
 
 def _clothing(raw: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
