@@ -268,8 +268,10 @@ class BodyReconstructionPipeline:
                 gives the network's estimate alone, placed to agree with MediaPipe's landmarks
                 in the photo (:data:`NETWORK_ONLY_RIGID`), with the limbs MediaPipe sees
                 turned onto their landmarks (:data:`NETWORK_ONLY_LIMBS`) and its clothing read
-                off the person mask (:data:`NETWORK_ONLY_CLOTHING`). Without a network the
-                full fit runs.
+                off the person mask (:data:`NETWORK_ONLY_CLOTHING`); the face mesh and hand
+                detectors, which only the fit uses, do not run (``params["face_landmarks"]``
+                and ``params["hand_landmarks"]`` are None). Without a network the full fit
+                runs.
             complete_texture: complete what the photo did not see with the trained network
                 (default); ``False`` keeps the raw projection, (T, T, 4) with the visibility as
                 alpha.
@@ -292,8 +294,12 @@ class BodyReconstructionPipeline:
                     person = self.detect(pixels, person_index)
                 elif person.mask.shape != (h, w):
                     raise ValueError("the given person landmarks belong to another image size")
-                face = self.person_face(pixels, person)
-                hands = self.hand_detector.detect(pixels, person)
+                face, hands = None, None
+                if self.network is None or refine:
+                    # The face mesh and the hands serve the fit; the network's estimate alone
+                    # does not use them.
+                    face = self.person_face(pixels, person)
+                    hands = self.hand_detector.detect(pixels, person)
             with stage("fit", timings), torch_single_threaded():
                 init = None
                 if self.network is not None:

@@ -175,6 +175,9 @@ def test_keypoint_error_is_the_fits_own_and_measures_the_network_alone(
     assert error == rec.params["keypoint_error_px"]
     assert scale == rec.params["torso_length_px"]
     alone = pipe(DATA / "camera.png", refine=False, texture=False)
+    # The detectors only the fit uses do not run for the network's estimate alone.
+    assert alone.params["face_landmarks"] is None and alone.params["hand_landmarks"] is None
+    assert rec.params["face_landmarks"] is not None
     assert np.isfinite(alone.params["keypoint_error_px"])
     assert alone.params["torso_length_px"] == scale
     # The refinement fits the keypoints; the network alone lands near them too.
