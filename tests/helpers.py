@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,14 @@ DEVICES = [
         "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
     ),
 ]
+
+
+def glb_json(path: Path) -> dict:
+    """The JSON chunk of a binary glTF file."""
+    data = path.read_bytes()
+    assert data[:4] == b"glTF"
+    (chunk_len,) = struct.unpack("<I", data[12:16])
+    return json.loads(data[20 : 20 + chunk_len])
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from helpers import glb_json
 from test_exchange import _validate, gltf_validator  # noqa: F401 - the fixture is used below
 
 from recon3d import NoPersonFound, reconstruct
@@ -123,16 +122,10 @@ def test_face_mesh_pulls_the_head(body_reconstructions, name) -> None:
     assert error / np.ptp(face[:, :2], axis=0).max() < 0.06
 
 
-def _glb_json(path: Path) -> dict:
-    data = path.read_bytes()
-    length = struct.unpack("<I", data[12:16])[0]
-    return json.loads(data[20 : 20 + length])
-
-
 def test_glb_export_carries_the_rig(body_reconstructions, tmp_path, gltf_validator) -> None:  # noqa: F811
     rec = body_reconstructions["biden.jpg"]
     (path,) = rec.export(tmp_path / "body.glb")
-    gltf = _glb_json(path)
+    gltf = glb_json(path)
     (skin,) = gltf["skins"]
     assert len(skin["joints"]) == 104
     names = [gltf["nodes"][j]["name"] for j in skin["joints"]]

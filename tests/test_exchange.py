@@ -9,13 +9,13 @@ import logging
 import os
 import shutil
 import stat
-import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from helpers import glb_json
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
@@ -62,13 +62,6 @@ def _texture_pixels(loaded: trimesh.Trimesh) -> np.ndarray:
     image = getattr(material, "image", None) or getattr(material, "baseColorTexture", None)
     assert image is not None, "the loaded mesh has no texture image"
     return np.asarray(image.convert("RGB"))
-
-
-def _glb_json(path: Path) -> dict:
-    data = path.read_bytes()
-    assert data[:4] == b"glTF"
-    (chunk_len,) = struct.unpack("<I", data[12:16])
-    return json.loads(data[20 : 20 + chunk_len])
 
 
 def _assert_no_leftovers(folder: Path, expected: set[str] = frozenset()) -> None:
@@ -196,7 +189,7 @@ def test_glb_round_trip(mesh: trimesh.Trimesh, tmp_path: Path) -> None:
     # a proper rotation keeps the winding: face and stored vertex normals still point out
     centers = loaded.triangles_center
     assert (np.einsum("ij,ij->i", loaded.face_normals, centers) > 0).all()
-    gltf = _glb_json(tmp_path / "head.glb")
+    gltf = glb_json(tmp_path / "head.glb")
     (primitive,) = gltf["meshes"][0]["primitives"]
     assert {"POSITION", "NORMAL", "TEXCOORD_0"} <= set(primitive["attributes"])
     np.testing.assert_allclose(loaded.vertex_normals, mesh.vertex_normals * FLIP, atol=1e-5)
@@ -804,7 +797,7 @@ def test_glb_without_skeleton_is_unchanged(
     (path,) = export_glb(mesh, tmp_path / "head.glb")
 
     assert path.read_bytes() == _old_glb_bytes(mesh, "head")
-    gltf = _glb_json(path)
+    gltf = glb_json(path)
     assert "skins" not in gltf and len(gltf["nodes"]) == 1
     assert "JOINTS_0" not in gltf["meshes"][0]["primitives"][0]["attributes"]
 

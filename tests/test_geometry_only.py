@@ -3,13 +3,12 @@ consumer of a result either works without a texture or says clearly that it need
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from helpers import glb_json
 from test_exchange import _validate, gltf_validator  # noqa: F401 - the fixture is used below
 
 from recon3d import reconstruct
@@ -82,16 +81,10 @@ def test_export_round_trip_without_texture(head_geometry, tmp_path, ext) -> None
     )
 
 
-def _glb_json(path: Path) -> dict:
-    data = path.read_bytes()
-    length = struct.unpack("<I", data[12:16])[0]
-    return json.loads(data[20 : 20 + length])
-
-
 def test_untextured_body_glb_carries_the_rig(body_pair, tmp_path, gltf_validator) -> None:  # noqa: F811
     _, geometry = body_pair
     (path,) = geometry.export(tmp_path / "body.glb")
-    gltf = _glb_json(path)
+    gltf = glb_json(path)
     attributes = gltf["meshes"][0]["primitives"][0]["attributes"]
     assert {"JOINTS_0", "WEIGHTS_0", "POSITION"} <= set(attributes)
     assert "TEXCOORD_0" not in attributes and not gltf.get("images")
