@@ -2,7 +2,7 @@
 without the texture, on every frame of carphone.mp4: four frames with the fitted mesh over them,
 and the head's yaw, pitch and roll over the clip.
 
-Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_head_track.py [--video V] [--out PNG]
+Usage:  PYOPENGL_PLATFORM=egl python scripts/make_docs_head_track.py [--video V] [--out IMAGE]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=pathlib.Path, default=ROOT / "tests/data/carphone.mp4")
     parser.add_argument(
-        "--out", type=pathlib.Path, default=ROOT / "docs/images/head_track_carphone.png"
+        "--out", type=pathlib.Path, default=ROOT / "docs/images/head_track_carphone.jpg"
     )
     parser.add_argument("--shown", type=int, nargs="*", default=[0, 40, 80, 119])
     args = parser.parse_args()
@@ -73,7 +73,7 @@ def main() -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(args.out, dpi=100)
+    fig.savefig(args.out, dpi=100, pil_kwargs={"quality": 90})
     print("wrote", args.out)
 
 
