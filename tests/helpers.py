@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 import zlib
@@ -22,6 +23,18 @@ DEVICES = [
         "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
     ),
 ]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_repo_module(folder: str, name: str):
+    """The script ``<repo>/<folder>/<name>.py`` as a module (benchmarks, examples and scripts
+    are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def glb_json(path: Path) -> dict:

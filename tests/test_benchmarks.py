@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_repo_module
 
 
 def _rows(textured: bool) -> list[dict]:
@@ -33,7 +22,7 @@ def _rows(textured: bool) -> list[dict]:
 
 @pytest.mark.parametrize("textured", [True, False])
 def test_bench_networks_prints_every_stage(textured, capsys) -> None:
-    bench = _module("bench_networks")
+    bench = load_repo_module("benchmarks", "bench_networks")
     bench.print_rows(_rows(textured))
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()

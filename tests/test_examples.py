@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
+
+from helpers import load_repo_module
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _example(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_track_head_video(tmp_path, capsys) -> None:
-    example = _example("track_head_video")
+    example = load_repo_module("examples", "track_head_video")
     video = REPO / "tests" / "data" / "carphone.mp4"
     assert example.main([str(video), str(tmp_path), "--max-frames", "3", "--overlay"]) == 0
     with open(tmp_path / "head_track.csv") as f:

@@ -5,26 +5,16 @@ statistics) and the paired real-image summary (scripts/eval_body_real.py), on ha
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import types
 
 import numpy as np
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_repo_module
 
 
 @pytest.fixture(scope="module")
 def script():
-    return _load("eval_body_occlusion")
+    return load_repo_module("scripts", "eval_body_occlusion")
 
 
 def _person(visible: set[str]):
@@ -103,7 +93,7 @@ def test_summary_pairs_cases_and_resamples_sources(script) -> None:
 
 
 def test_head_regions_and_covered_box() -> None:
-    head = _load("eval_head_occlusion")
+    head = load_repo_module("scripts", "eval_head_occlusion")
     regions = head.regions()
     assert set(regions) == {"left eye", "right eye", "nose", "mouth"}
     # MediaPipe's contour sets: disjoint eyes, every index a face-mesh point.
@@ -126,7 +116,7 @@ def test_real_image_eval_pairs_methods_per_image() -> None:
     reference with its bootstrap interval, and better/worse counts with each measure's sense
     (larger IoU and PCK, smaller keypoint error and share of implausible poses); an image
     without a PCK is left out of it; measures the rows lack are not summarised."""
-    script = _load("eval_body_real")
+    script = load_repo_module("scripts", "eval_body_real")
     rows = {
         "a": {"iou": [0.80, 0.70, 0.90], "pck": [1.0, 0.5, np.nan], "kp_error": [0.03, 0.05, 0.02]},
         "c": {"iou": [0.85, 0.70, 0.80], "pck": [1.0, 1.0, np.nan], "kp_error": [0.02, 0.06, 0.02]},
@@ -154,7 +144,7 @@ def test_two_real_image_runs_are_paired_by_input() -> None:
     """``eval_body_real.py --compare``: the second run's paired difference from the first per
     method, over the inputs both scored (an input only one run has is left out), with each
     measure's sense; and summaries in another measure's sense (``better_sign``)."""
-    script = _load("eval_body_real")
+    script = load_repo_module("scripts", "eval_body_real")
 
     def image(name, iou, kp_error):
         values = {"iou": iou, "pck": 1.0, "kp_error": kp_error, "implausible": 0.0}
@@ -222,7 +212,7 @@ def test_refinement_variants_spell_the_prior_weight() -> None:
     the other suffixes still parse around it."""
     from recon3d.body_pipeline import REFINE_OPTIONS
 
-    script = _load("sweep_body_refine")
+    script = load_repo_module("scripts", "sweep_body_refine")
     default = script.refine_options("10/10/40/0/0.5+legs+keepbelow+uncut+pnp+clothes+hair~0.3")
     for field in ("torso_iterations", "pose_iterations", "silhouette_iterations"):
         assert getattr(default, field) == getattr(REFINE_OPTIONS, field)

@@ -3,20 +3,9 @@ generation loop and tables on tiny random-weight reposers."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("eval_reposer", ROOT / "scripts/eval_reposer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_repo_module
 
 
 def _poses(t: int = 4, size: int = 64, seed: int = 0):
@@ -100,7 +89,7 @@ def test_eval_script_generation_boxes_and_tables(tmp_path):
     from recon3d.reenact.reposer import Reposer
     from recon3d.train.reenact_data import FrameSet
 
-    ev = _script()
+    ev = load_repo_module("scripts", "eval_reposer")
     torch.manual_seed(0)
     config = RendererConfig(size=64, ngf=4, n_blocks=1, temporal=True, face=True)
     face = FaceGenerator(config.face_ngf, n_blocks=config.face_blocks)
@@ -147,7 +136,7 @@ def test_eval_script_generation_boxes_and_tables(tmp_path):
 def test_paired_difference_block_bootstrap():
     """A constant improvement has a zero-width interval; zero-mean noise gives an interval
     around 0; blocks never straddle two sequences."""
-    ev = _script()
+    ev = load_repo_module("scripts", "eval_reposer")
     rng = np.random.default_rng(0)
     sequence = np.repeat([0, 1, 2], 60)
     a = rng.uniform(0.5, 0.9, 180)
